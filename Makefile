@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine (Python 3.11+, Node 20+, no solc, no foundry):
+#   make demo   bootstrap, then run the provisioning demo on the embedded devnet
+#   make test   bootstrap, then run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_PY := $(VENV)/.installed
+STAMP_JS := node_modules/.installed
+
+.PHONY: bootstrap demo test test-fast bench lint build clean
+
+bootstrap: $(STAMP_PY) $(STAMP_JS)
+
+$(STAMP_PY): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(STAMP_JS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: bootstrap
+	$(BIN)/dpki demo
+
+test: bootstrap
+	$(BIN)/pytest
+
+test-fast: bootstrap
+	$(BIN)/pytest -m "not slow"
+
+bench: bootstrap
+	$(BIN)/python bench/gas.py
+	$(BIN)/python bench/policy.py
+	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/inquiry.py
+
+lint: bootstrap
+	$(BIN)/ruff check dpki tests bench
+	$(BIN)/ruff format --check dpki tests bench
+	$(BIN)/mypy dpki
+
+build: bootstrap
+	$(BIN)/dpki build
+
+clean:
+	rm -rf $(VENV) node_modules .dpki .build .pytest_cache

@@ -1,0 +1,103 @@
+"""Measure certificates per second through load + evaluate, on one core.
+
+Generates P-256 self-signed device certificates in memory, then times parsing each DER
+(``load_certificate`` + ``facts``) and ``evaluate`` at a fixed instant. Not a test.
+
+    .venv/bin/python bench/policy.py [--count 2000] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dpki.policy import evaluate
+from dpki.x509 import facts, load_certificate
+
+AT = datetime(2025, 6, 1, tzinfo=UTC)
+ORGANIZATION = "Acme Devices"
+
+
+def make_certificates(count: int) -> list[bytes]:
+    """Return ``count`` DER P-256 self-signed device certificates (one key reused)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.KeyUsage(True, False, False, False, True, False, False, False, False)
+    ders = []
+    for i in range(count):
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, f"device-{i:06d}"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(i + 1)
+            .not_valid_before(datetime(2025, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime(2035, 1, 1, tzinfo=UTC))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(f"device-{i:06d}.acme.example")]),
+                critical=False,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        ders.append(cert.public_bytes(serialization.Encoding.DER))
+    return ders
+
+
+def run(ders: list[bytes]) -> float:
+    """Load and evaluate every DER; return the elapsed seconds."""
+    start = time.perf_counter()
+    for der in ders:
+        verdict = evaluate(facts(load_certificate(der), der=der), organization=ORGANIZATION, at=AT)
+        if not verdict.ok:
+            raise SystemExit(f"unexpected violations: {verdict.codes}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Run the benchmark and print the figure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    ders = make_certificates(args.count)
+    run(ders[:100])  # warm up
+    best = min(run(ders) for _ in range(args.rounds))
+    rate = args.count / best
+    result = {
+        "certs_per_second": round(rate),
+        "count": args.count,
+        "rounds": args.rounds,
+        "best_seconds": round(best, 4),
+        "microseconds_per_cert": round(best / args.count * 1e6, 1),
+        "python": platform.python_version(),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['certs_per_second']} certificates/s through load + evaluate "
+            f"({result['microseconds_per_cert']} us each, best of {args.rounds} x {args.count})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command implementations for the ``dpki`` command line, one module per area."""

@@ -1,0 +1,50 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dpki.deployment import Deployment
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["deployment_option", "echo_json", "json_option", "load_deployment"]
+
+
+def deployment_option(f: F) -> F:
+    """Add ``--deployment FILE`` (default ``$DPKI_DEPLOYMENT`` or ``.dpki/deployment.json``)."""
+    return click.option(
+        "--deployment",
+        "deployment_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Deployment file (default: $DPKI_DEPLOYMENT or .dpki/deployment.json).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    """Add ``--json``."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def load_deployment(path: Path | None) -> Deployment:
+    """Load the deployment file given or the default one."""
+    return Deployment.load(path)
+
+
+def echo_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON."""
+    click.echo(json.dumps(obj, indent=2, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,356 @@
+"""Submission-node and lifecycle commands: submit, status, revoke, suspend, resume, renew."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.deployment import Deployment
+from dpki.errors import ConfigError, DpkiError, ParseError
+from dpki.policy import StaticIssuers, evaluate
+from dpki.provision import submission_for, submit_all
+from dpki.registry import CertificateStatus, Registry, Status, as_cert_id
+from dpki.x509 import CertificateFacts, load_facts
+
+__all__ = ["COMMANDS", "REVOCATION_REASONS", "resolve_cert_id"]
+
+#: RFC 5280 CRLReason names usable with revoke (certificateHold is `suspend`)
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "privilegeWithdrawn": 9,
+    "aACompromise": 10,
+}
+_REASON_NAMES = {v: k for k, v in REVOCATION_REASONS.items()} | {6: "certificateHold"}
+
+as_option = click.option(
+    "--as", "org", required=True, metavar="ORG", help="Act for the member whose organization is ORG."
+)
+keystore_option = click.option(
+    "--keystore",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Encrypted keystore of the member (password: $DPKI_KEYSTORE_PASSWORD or a prompt).",
+)
+
+
+def resolve_cert_id(value: str) -> tuple[bytes, CertificateFacts | None]:
+    """Return the id of a certificate given as a file (PEM/DER) or as 64 hex digits."""
+    path = Path(value)
+    if path.exists():
+        found = load_facts(path)
+        if len(found) != 1:
+            raise ParseError(f"{value} holds {len(found)} certificates; want exactly one")
+        return bytes.fromhex(found[0].id), found[0]
+    try:
+        return as_cert_id(value), None
+    except ConfigError:
+        raise ConfigError(
+            f"{value!r} is neither a certificate file nor a certificate id (64 hex digits)"
+        ) from None
+
+
+def _load_all(files: tuple[Path, ...]) -> list[tuple[Path, CertificateFacts]]:
+    out = []
+    for file in files:
+        out.extend((file, f) for f in load_facts(file))
+    return out
+
+
+def status_json(
+    registry: Registry, record: CertificateStatus, members: dict[str, str]
+) -> dict[str, Any]:
+    """Return the JSON view of a certificate's ledger record."""
+    endorsers = registry.endorsers_of(record.cert_id) if record.status is not Status.NONE else []
+    now = registry.block_timestamp()
+    expired = record.status is not Status.NONE and now > record.not_after
+    return {
+        "id": record.cert_id.hex(),
+        "status": record.status.label,
+        "valid": record.valid_at(now),
+        "expired": expired,
+        "submitter": record.submitter,
+        "submitter_organization": members.get(record.submitter or ""),
+        "endorsers": [{"address": a, "organization": members.get(a)} for a in endorsers],
+        "endorsements": record.endorsements,
+        "rejections": record.rejections,
+        "not_before": _iso(record.not_before) if record.status is not Status.NONE else None,
+        "not_after": _iso(record.not_after) if record.status is not Status.NONE else None,
+        "updated_at": _iso(record.updated_at) if record.status is not Status.NONE else None,
+        "reason": _reason_label(record) if record.reason else None,
+        "replaces": record.replaces.hex() if record.replaces else None,
+        "replaced_by": (rb.hex() if (rb := registry.replaced_by(record.cert_id)) else None),
+        "checked_at": _iso(now),
+    }
+
+
+def _reason_label(record: CertificateStatus) -> str:
+    if record.status is Status.REJECTED:
+        from dpki.policy import code_name
+
+        try:
+            return code_name(record.reason)
+        except DpkiError:
+            return {16: "SUBMISSION_MISMATCH"}.get(record.reason, str(record.reason))
+    return _REASON_NAMES.get(record.reason, str(record.reason))
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _member_names(registry: Registry) -> dict[str, str]:
+    return {m.address: m.organization for m in registry.members()}
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@as_option
+@click.option("--batch-size", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--wait", is_flag=True, help="Wait until each certificate is active or rejected.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds for --wait.")
+@click.option(
+    "--skip-check",
+    is_flag=True,
+    help="Submit without the local policy check (to exercise validators; not for daily use).",
+)
+@click.option("--issuer", "issuers", multiple=True, type=click.Path(path_type=Path),
+              help="Issuer certificate file for the policy check (repeat).")  # fmt: skip
+@keystore_option
+@deployment_option
+@json_option
+def submit(
+    files: tuple[Path, ...],
+    org: str,
+    batch_size: int,
+    wait: bool,
+    timeout: float,
+    skip_check: bool,
+    issuers: tuple[Path, ...],
+    keystore: Path | None,
+    deployment_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Check certificates with the policy and submit them to the ledger in batches.
+
+    Exit 0 when all were submitted (and with --wait all active), 1 when any was refused by
+    the policy or rejected by the validators, 2 for bad input.
+    """
+    deployment = load_deployment(deployment_path)
+    member = deployment.member(org)
+    account = deployment.signer(org, keystore)
+    registry = deployment.registry_client()
+    entries = _load_all(files)
+    lookup = None
+    if issuers:
+        lookup = StaticIssuers(
+            [f.certificate for p in issuers for f in load_facts(p)], active=None
+        )
+    now = datetime.now(UTC)
+    report: list[dict[str, Any]] = []
+    to_send = []
+    for file, f in entries:
+        row: dict[str, Any] = {"file": str(file), "id": f.id, "violations": []}
+        report.append(row)
+        if not skip_check:
+            verdict = evaluate(f, organization=member.organization, at=now, issuers=lookup)
+            if not verdict.ok:
+                row["violations"] = [{"code": v.code, "message": v.message} for v in verdict.violations]
+                row["status"] = "refused"
+                row["submitted"] = False
+                continue
+        to_send.append((row, submission_for(f)))
+    submissions = [s for _, s in to_send]
+    outcomes = []
+    if submissions:
+        if not as_json and len(submissions) > batch_size and _isatty():
+            with click.progressbar(length=len(submissions), label="submitting", file=click.get_text_stream("stderr")) as bar:  # fmt: skip
+                outcomes = submit_all(registry, account, submissions, batch_size=batch_size, progress=bar.update)  # fmt: skip
+        else:
+            outcomes = submit_all(registry, account, submissions, batch_size=batch_size)
+    for (row, _), outcome in zip(to_send, outcomes, strict=True):
+        row["submitted"] = outcome.submitted
+        row["status"] = outcome.status.label
+        if outcome.tx_hash:
+            row["tx"] = "0x" + outcome.tx_hash.hex()
+    if wait and submissions:
+        _wait_decided(registry, [r for r, _ in to_send], timeout)
+    failed = any(r["status"] in ("refused", "rejected") for r in report) or (
+        wait and any(r["status"] != "active" for r in report)
+    )
+    if as_json:
+        echo_json({"certificates": report})
+    else:
+        for r in report:
+            note = "submitted" if r.get("submitted") else "already on the ledger"
+            if r["status"] == "refused":
+                note = "refused: " + ", ".join(v["code"] for v in r["violations"])
+            click.echo(f"{r['id']}  {r['status']:<10} {note}  ({r['file']})")
+    raise SystemExit(1 if failed else 0)
+
+
+def _isatty() -> bool:
+    return click.get_text_stream("stderr").isatty()
+
+
+def _wait_decided(registry: Registry, rows: list[dict[str, Any]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = {r["id"]: r for r in rows}
+    while waiting:
+        for cid in list(waiting):
+            status = registry.status_of(cid).status
+            if status is not Status.PENDING:
+                waiting.pop(cid)["status"] = status.label
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise DpkiError(
+                f"{len(waiting)} certificate(s) still pending after {timeout:.0f} s: "
+                "are validators running (`dpki validator run --as ORG`)?"
+            )
+        time.sleep(0.2)
+
+
+@click.command()
+@click.argument("certificate")
+@deployment_option
+@json_option
+def status(certificate: str, deployment_path: Path | None, as_json: bool) -> None:
+    """Show a certificate's ledger status (FILE or ID); exit 0 only when valid now."""
+    cert_id, _ = resolve_cert_id(certificate)
+    deployment = load_deployment(deployment_path)
+    registry = deployment.registry_client()
+    record = registry.status_of(cert_id)
+    data = status_json(registry, record, _member_names(registry))
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"certificate  {data['id']}")
+        verdict = "VALID" if data["valid"] else "NOT VALID"
+        expired = " (expired)" if data["expired"] else ""
+        click.echo(f"status       {data['status']}{expired} -> {verdict}")
+        if record.status is not Status.NONE:
+            click.echo(f"submitter    {data['submitter_organization']} ({data['submitter']})")
+            names = ", ".join(e["organization"] or e["address"] for e in data["endorsers"])
+            click.echo(f"endorsed by  {names or '-'} ({data['endorsements']})")
+            click.echo(f"window       {data['not_before']} .. {data['not_after']}")
+            click.echo(f"updated      {data['updated_at']}")
+            if data["reason"]:
+                click.echo(f"reason       {data['reason']}")
+            for key in ("replaces", "replaced_by"):
+                if data[key]:
+                    click.echo(f"{key.replace('_', ' '):<12} {data[key]}")
+    raise SystemExit(0 if data["valid"] else 1)
+
+
+def _act(
+    deployment: Deployment, org: str, keystore: Path | None, fn: str, cert: str, *extra: Any
+) -> tuple[Registry, bytes]:
+    cert_id, _ = resolve_cert_id(cert)
+    account = deployment.signer(org, keystore)
+    registry = deployment.registry_client()
+    registry.send(account, fn, cert_id, *extra)
+    return registry, cert_id
+
+
+def _after(registry: Registry, cert_id: bytes, as_json: bool) -> None:
+    record = registry.status_of(cert_id)
+    data = status_json(registry, record, _member_names(registry))
+    if as_json:
+        echo_json(data)
+    else:
+        reason = f" ({data['reason']})" if data["reason"] else ""
+        click.echo(f"{data['id']}  {data['status']}{reason}")
+
+
+@click.command()
+@click.argument("certificate")
+@as_option
+@click.option("--reason", type=click.Choice(list(REVOCATION_REASONS)), default="unspecified",
+              show_default=True, help="RFC 5280 CRLReason.")  # fmt: skip
+@keystore_option
+@deployment_option
+@json_option
+def revoke(
+    certificate: str, org: str, reason: str, keystore: Path | None,
+    deployment_path: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Revoke a certificate your organization submitted (FILE or ID)."""
+    deployment = load_deployment(deployment_path)
+    registry, cid = _act(deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason])
+    _after(registry, cid, as_json)
+
+
+@click.command()
+@click.argument("certificate")
+@as_option
+@keystore_option
+@deployment_option
+@json_option
+def suspend(
+    certificate: str, org: str, keystore: Path | None, deployment_path: Path | None, as_json: bool
+) -> None:
+    """Suspend an active certificate your organization submitted (X.1409 A.1)."""
+    deployment = load_deployment(deployment_path)
+    registry, cid = _act(deployment, org, keystore, "suspend", certificate)
+    _after(registry, cid, as_json)
+
+
+@click.command()
+@click.argument("certificate")
+@as_option
+@keystore_option
+@deployment_option
+@json_option
+def resume(
+    certificate: str, org: str, keystore: Path | None, deployment_path: Path | None, as_json: bool
+) -> None:
+    """Resume a suspended certificate your organization submitted."""
+    deployment = load_deployment(deployment_path)
+    registry, cid = _act(deployment, org, keystore, "resume", certificate)
+    _after(registry, cid, as_json)
+
+
+@click.command()
+@click.argument("old")
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@as_option
+@click.option("--skip-check", is_flag=True, help="Submit without the local policy check.")
+@keystore_option
+@deployment_option
+@json_option
+def renew(
+    old: str, new: Path, org: str, skip_check: bool, keystore: Path | None,
+    deployment_path: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Submit NEW as the renewal of OLD; OLD is superseded when NEW activates."""
+    deployment = load_deployment(deployment_path)
+    member = deployment.member(org)
+    old_id, _ = resolve_cert_id(old)
+    found = load_facts(new)
+    if len(found) != 1:
+        raise ParseError(f"{new} holds {len(found)} certificates; want exactly one")
+    f = found[0]
+    if not skip_check:
+        verdict = evaluate(f, organization=member.organization, at=datetime.now(UTC))
+        if not verdict.ok:
+            click.echo(f"refused: {', '.join(verdict.codes)}", err=True)
+            for v in verdict.violations:
+                click.echo(f"  {v.code}: {v.message}", err=True)
+            raise SystemExit(1)
+    account = deployment.signer(org, keystore)
+    registry = deployment.registry_client()
+    registry.send(account, "renew", old_id, submission_for(f).as_tuple())
+    _after(registry, bytes.fromhex(f.id), as_json)
+
+
+COMMANDS: list[click.Command] = [submit, status, revoke, suspend, resume, renew]

@@ -1,0 +1,79 @@
+"""Submission node: turn certificates into ledger submissions and send them in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from dpki.registry import PendingTx, Registry, Status, Submission
+from dpki.x509 import CertificateFacts, organization_hash, validity_seconds
+
+__all__ = ["SubmitOutcome", "submission_for", "submit_all"]
+
+
+def submission_for(f: CertificateFacts) -> Submission:
+    """Return the submission of a certificate: DER, window, SPKI hash and organization hash."""
+    not_before, not_after = validity_seconds(f)
+    return Submission(
+        der=f.der,
+        not_before=not_before,
+        not_after=not_after,
+        key_hash=f.spki_sha256,
+        org_hash=organization_hash(f.subject_organization),
+    )
+
+
+@dataclass
+class SubmitOutcome:
+    """What happened to one certificate."""
+
+    cert_id: bytes
+    submitted: bool
+    status: Status
+    tx_hash: bytes | None = None
+    block: int | None = None
+
+
+def submit_all(
+    registry: Registry,
+    account: LocalAccount,
+    submissions: Sequence[Submission],
+    *,
+    batch_size: int = 50,
+    progress: Callable[[int], None] | None = None,
+) -> list[SubmitOutcome]:
+    """Submit certificates not yet on the ledger, ``batch_size`` per transaction.
+
+    Idempotent: a certificate already on the ledger is reported with its status and not
+    sent again (so a run interrupted half-way can simply be repeated). Batches are pipelined:
+    all are sent, then awaited.
+    """
+    outcomes: dict[bytes, SubmitOutcome] = {}
+    fresh: list[Submission] = []
+    for s in submissions:
+        cid = s.cert_id
+        if cid in outcomes:
+            continue
+        status = registry.status_of(cid).status
+        outcomes[cid] = SubmitOutcome(cid, False, status)
+        if status is Status.NONE:
+            fresh.append(s)
+    in_flight: list[tuple[list[Submission], PendingTx]] = []
+    for start in range(0, len(fresh), batch_size):
+        chunk = fresh[start : start + batch_size]
+        if len(chunk) == 1:
+            pending = registry.transact(account, "submit", chunk[0].as_tuple())
+        else:
+            pending = registry.transact(account, "submitBatch", [s.as_tuple() for s in chunk])
+        in_flight.append((chunk, pending))
+    for chunk, pending in in_flight:
+        receipt = pending.wait()
+        for s in chunk:
+            outcomes[s.cert_id] = SubmitOutcome(
+                s.cert_id, True, Status.PENDING, receipt.tx_hash, receipt.block_number
+            )
+        if progress:
+            progress(len(chunk))
+    return [outcomes[s.cert_id] for s in submissions]

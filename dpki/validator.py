@@ -1,0 +1,244 @@
+"""Validator node: re-verify every submission from the ledger's bytes and vote on-chain.
+
+For each ``CertificateSubmitted`` event it takes the DER from the event data (never from the
+submitter), checks that the submitter-supplied fields (validity window, SPKI hash,
+organization hash) agree with the DER, runs the policy with issuer look-ups against the
+ledger and the submitting member's organization, then endorses or rejects with a reason code.
+Votes go out in batches. The checkpoint (last block fully decided) is saved after the votes
+are mined, so a restart re-reads at most one range and ``hasVoted`` prevents a second vote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
+from dpki.ledger import LedgerIssuers
+from dpki.policy import DEFAULT, REASON_CODES, Policy, evaluate
+from dpki.registry import Event, Registry, Status
+from dpki.x509 import facts, load_certificate, organization_hash, validity_seconds
+
+__all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
+
+#: reason code for a submission whose declared fields disagree with its DER
+SUBMISSION_MISMATCH = 16
+_MALFORMED = REASON_CODES.get("MALFORMED", 15)
+
+log = logging.getLogger("dpki.validator")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A validator's verdict on one submission."""
+
+    cert_id: bytes
+    endorse: bool
+    codes: tuple[str, ...] = ()
+    reason_code: int = 0
+
+    @property
+    def label(self) -> str:
+        """Return ``endorse`` or ``reject CODE,...``."""
+        return "endorse" if self.endorse else "reject " + ",".join(self.codes)
+
+
+@dataclass
+class _State:
+    checkpoint: int
+    decided: int = 0
+    endorsed: int = 0
+    rejected: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Validator:
+    """One member's validator node."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        account: LocalAccount,
+        *,
+        deploy_block: int,
+        state_path: Path,
+        confirmations: int = 0,
+        batch_size: int = 100,
+        log_range: int = 2_000,
+        policy: Policy = DEFAULT,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.account = account
+        self.deploy_block = deploy_block
+        self.state_path = state_path
+        self.confirmations = confirmations
+        self.batch_size = batch_size
+        self.log_range = log_range
+        self.policy = policy
+        self.clock = clock
+        self.issuers = LedgerIssuers(registry, deploy_block)
+        self.state = self._load_state()
+        self._orgs: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ state
+
+    def _load_state(self) -> _State:
+        try:
+            data = json.loads(self.state_path.read_text())
+            return _State(checkpoint=int(data["checkpoint"]))
+        except FileNotFoundError:
+            return _State(checkpoint=self.deploy_block - 1)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DpkiError(f"damaged validator state {self.state_path}: {exc}") from None
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"checkpoint": self.state.checkpoint}))
+        tmp.replace(self.state_path)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _organization(self, submitter: str) -> str | None:
+        if submitter not in self._orgs:
+            member = self.registry.member_of(submitter)
+            self._orgs[submitter] = member.organization if member else None
+        return self._orgs[submitter]
+
+    def _now(self, block: int) -> datetime:
+        if self.clock is not None:
+            return self.clock()
+        return datetime.fromtimestamp(self.registry.block_timestamp(block), UTC)
+
+    def decide(self, event: Event, at: datetime) -> Decision:
+        """Return the verdict on one ``CertificateSubmitted`` event."""
+        args = event.args
+        cert_id = bytes(args["certId"])
+        der = bytes(args["der"])
+        if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
+            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+        try:
+            f = facts(load_certificate(der, name="0x" + cert_id.hex()), der=der)
+        except ParseError:
+            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+        mismatches = []
+        if (args["notBefore"], args["notAfter"]) != validity_seconds(f):
+            mismatches.append("window")
+        if bytes(args["keyHash"]) != f.spki_sha256:
+            mismatches.append("keyHash")
+        if bytes(args["orgHash"]) != organization_hash(f.subject_organization):
+            mismatches.append("orgHash")
+        if mismatches:
+            log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
+            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+        organization = self._organization(str(args["submitter"]))
+        try:
+            verdict = evaluate(
+                f, organization=organization, at=at, issuers=self.issuers, policy=self.policy
+            )
+        except ParseError:
+            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+        if verdict.ok:
+            return Decision(cert_id, True)
+        codes = verdict.codes
+        return Decision(cert_id, False, codes, REASON_CODES[codes[0]])
+
+    # ------------------------------------------------------------------ loop
+
+    def step(self) -> int:
+        """Decide every submission in confirmed blocks after the checkpoint; return how many."""
+        head = self.registry.block_number()
+        safe = head - self.confirmations
+        if safe <= self.state.checkpoint:
+            return 0
+        end = min(safe, self.state.checkpoint + self.log_range)
+        start = self.state.checkpoint + 1
+        self.issuers.refresh(end)
+        events = self.registry.events(start, end, ["CertificateSubmitted"])
+        at = self._now(end)
+        decisions = []
+        for event in events:
+            cert_id = bytes(event.args["certId"])
+            if self.registry.status_of(cert_id).status is not Status.PENDING:
+                continue
+            if self.registry.has_voted(cert_id, self.account.address):
+                continue
+            decisions.append(self.decide(event, at))
+        self._vote(decisions)
+        self.state.checkpoint = end
+        self._save_state()
+        return len(decisions)
+
+    def _vote(self, decisions: list[Decision]) -> None:
+        pending = []
+        endorse = [d for d in decisions if d.endorse]
+        reject = [d for d in decisions if not d.endorse]
+        for i in range(0, len(endorse), self.batch_size):
+            chunk = endorse[i : i + self.batch_size]
+            tx = self.registry.transact(
+                self.account, "endorseBatch", [d.cert_id for d in chunk]
+            )
+            pending.append((chunk, tx))
+        for i in range(0, len(reject), self.batch_size):
+            chunk = reject[i : i + self.batch_size]
+            tx = self.registry.transact(
+                self.account,
+                "rejectBatch",
+                [d.cert_id for d in chunk],
+                [d.reason_code for d in chunk],
+            )
+            pending.append((chunk, tx))
+        for chunk, tx in pending:
+            receipt = tx.wait()
+            for d in chunk:
+                log.info(
+                    "decided 0x%s %s tx 0x%s block %d",
+                    d.cert_id.hex(), d.label, receipt.tx_hash.hex(), receipt.block_number,
+                )  # fmt: skip
+                self.state.decided += 1
+                if d.endorse:
+                    self.state.endorsed += 1
+                else:
+                    self.state.rejected += 1
+
+    def run(self, stop: threading.Event, poll: float = 0.25, max_backoff: float = 30.0) -> None:
+        """Follow the ledger until ``stop`` is set; retry with back-off on RPC outages."""
+        backoff = poll
+        log.info(
+            "validator %s following %s from block %d",
+            self.account.address, self.registry.address, self.state.checkpoint + 1,
+        )  # fmt: skip
+        while not stop.is_set():
+            try:
+                done = self.step()
+                backoff = poll
+            except RpcUnavailable as exc:
+                log.warning("ledger unreachable (%s); retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            except ChainError as exc:
+                # a vote refused (e.g. a race with another validator): re-read and retry
+                log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
+                self.registry._nonces.forget(self.account.address)
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            if done == 0:
+                stop.wait(poll)
+        log.info(
+            "validator stopped at block %d after %d decisions", self.state.checkpoint,
+            self.state.decided,
+        )  # fmt: skip
+
+

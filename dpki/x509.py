@@ -1,0 +1,622 @@
+"""Load X.509 certificates (PEM or DER) and reduce them to the facts the policy reads.
+
+Everything a submitter writes to the ledger about a certificate is derived here, so every
+derivation is deterministic and written down:
+
+* certificate id: ``sha256(DER).hexdigest()`` over the exact DER bytes that were read
+  (for PEM, the base64-decoded body of the ``CERTIFICATE`` block);
+* key hash: ``sha256`` over the DER ``SubjectPublicKeyInfo`` exactly as it is encoded
+  inside the certificate (not re-encoded by a crypto library);
+* organization hash: see :func:`organization_hash`;
+* validity window: see :func:`validity_seconds`.
+
+Malformed input raises :class:`~dpki.errors.ParseError`, never a ``cryptography`` or
+``ValueError`` exception. Things that parse but that the engine cannot use (an unknown
+key algorithm, an unsupported signature algorithm, an unknown critical extension) are
+recorded as facts and become policy violations instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from dpki.errors import ParseError
+
+__all__ = [
+    "NO_EXPIRY",
+    "CertificateFacts",
+    "cert_id",
+    "facts",
+    "load_certificate",
+    "load_certificates",
+    "load_facts",
+    "normalize_organization",
+    "organization_hash",
+    "read_source",
+    "split_der",
+    "validity_seconds",
+    "verifies_under",
+]
+
+#: notAfter of a certificate that never expires (RFC 5280 4.1.2.5, 99991231235959Z)
+NO_EXPIRY: Final = datetime.fromisoformat("9999-12-31T23:59:59+00:00")
+
+#: the Unicode White_Space property, spelled out so the rule does not depend on a runtime
+_WHITE_SPACE: Final = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+_ZERO_HASH: Final = bytes(32)
+_DER: Final = Encoding.DER
+
+_PEM_BLOCK: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_PEM_BEGIN: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_CERT_LABELS: Final = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
+
+#: errors cryptography raises while decoding parts of a certificate lazily
+_DECODE_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+_KEY_USAGE_NAMES: Final = (
+    ("digital_signature", "digitalSignature"),
+    ("content_commitment", "contentCommitment"),
+    ("key_encipherment", "keyEncipherment"),
+    ("data_encipherment", "dataEncipherment"),
+    ("key_agreement", "keyAgreement"),
+    ("key_cert_sign", "keyCertSign"),
+    ("crl_sign", "cRLSign"),
+)
+
+#: names for the signature algorithms cryptography refuses to build a hash object for
+_LEGACY_SIGNATURE_HASHES: Final = {
+    "1.2.840.113549.1.1.2": "md2",  # md2WithRSAEncryption
+    "1.2.840.113549.1.1.3": "md4",  # md4WithRSAEncryption
+    "1.2.840.113549.1.1.4": "md5",  # md5WithRSAEncryption
+    "1.2.840.113549.1.1.5": "sha1",  # sha1WithRSAEncryption
+    "1.3.14.3.2.29": "sha1",  # sha1WithRSASignature (OIW)
+    "1.2.840.10045.4.1": "sha1",  # ecdsa-with-SHA1
+    "1.2.840.10040.4.3": "sha1",  # dsa-with-sha1
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    """What the policy needs to know about one certificate, decoded once.
+
+    ``self_issued`` says the issuer DN equals the subject DN; ``self_signature_valid``
+    says the signature verifies under the certificate's own key (``None``: not tried,
+    because the names differ or the key or signature algorithm is unsupported).
+    ``is_self_signed`` is both. ``key_algorithm`` is ``RSA``, ``EC``, ``Ed25519``,
+    ``Ed448``, ``DSA``, ``X25519``, ``X448`` or ``unsupported:<oid>``; ``key_size`` is in
+    bits; ``key_curve`` is the ``cryptography`` curve name (``secp256r1``) for EC keys.
+    ``key_usage`` holds RFC 5280 bit names (``digitalSignature``, ``keyCertSign``, ...)
+    or is ``None`` when the extension is absent; ``signature_hash`` is the hash name
+    (``sha256``), ``None`` for hash-less schemes (Ed25519, Ed448) and
+    ``unsupported:<oid>`` when the signature algorithm is not known.
+    """
+
+    id: str
+    der: bytes = field(repr=False)
+    certificate: x509.Certificate = field(repr=False, compare=False)
+    version: int
+    subject: str
+    issuer: str
+    subject_organization: str | None
+    subject_organizations: tuple[str, ...]
+    subject_common_name: str | None
+    subject_alt_names: tuple[str, ...]
+    spki_sha256: bytes = field(repr=False)
+    key_algorithm: str
+    key_size: int | None
+    key_curve: str | None
+    key_usage: frozenset[str] | None
+    extended_key_usage: tuple[str, ...] | None
+    ca: bool
+    path_length: int | None
+    has_basic_constraints: bool
+    critical_extensions: tuple[str, ...]
+    subject_key_identifier: bytes | None = field(repr=False)
+    authority_key_identifier: bytes | None = field(repr=False)
+    not_before: datetime
+    not_after: datetime
+    signature_algorithm: str
+    signature_hash: str | None
+    self_issued: bool
+    self_signature_valid: bool | None
+
+    @property
+    def is_self_signed(self) -> bool:
+        """Say whether issuer equals subject and the signature verifies under the own key."""
+        return self.self_issued and self.self_signature_valid is True
+
+    @property
+    def never_expires(self) -> bool:
+        """Say whether notAfter is the RFC 5280 "no well-defined expiration" value."""
+        return self.not_after >= NO_EXPIRY
+
+
+def cert_id(der: bytes) -> str:
+    """Return the certificate id: the lowercase hex SHA-256 of its DER encoding."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def normalize_organization(value: str | None) -> str | None:
+    """Normalize an organization name: Unicode NFC, then strip surrounding white space.
+
+    White space is the Unicode ``White_Space`` property (spelled out in this module).
+    Inner white space and letter case are kept. ``None`` and names that are empty after
+    normalization give ``None`` (no organization).
+    """
+    if value is None:
+        return None
+    normalized = unicodedata.normalize("NFC", value).strip(_WHITE_SPACE)
+    return normalized or None
+
+
+def organization_hash(organization: str | None) -> bytes:
+    """Return the 32-byte ledger hash of an organization name.
+
+    The rule: ``sha256(normalize_organization(org).encode("utf-8"))``, where
+    normalization is NFC followed by stripping leading and trailing Unicode white
+    space; an absent organization (``None``, or empty after normalization) hashes to 32
+    zero bytes. Submitters and validators must both use this function.
+    """
+    normalized = normalize_organization(organization)
+    if normalized is None:
+        return _ZERO_HASH
+    return hashlib.sha256(normalized.encode("utf-8")).digest()
+
+
+def validity_seconds(certificate_facts: CertificateFacts) -> tuple[int, int]:
+    """Return (notBefore, notAfter) as integer Unix seconds, as the ledger stores them.
+
+    The no-expiry value 99991231235959Z becomes 253402300799.
+    """
+    return (
+        int(certificate_facts.not_before.timestamp()),
+        int(certificate_facts.not_after.timestamp()),
+    )
+
+
+def read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
+    """Return the bytes of ``source`` (bytes as given, or a file path) and a name for messages."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), "input"
+    name = os.fspath(source)
+    try:
+        with open(name, "rb") as handle:
+            return handle.read(), name
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ParseError(f"{name}: cannot read the file ({reason}); want a readable file") from None
+
+
+def split_der(data: bytes, *, name: str = "input") -> list[bytes]:
+    """Return the DER encoding of every certificate in ``data`` (one DER, or PEM blocks).
+
+    Data that is a single DER element is taken as DER; otherwise every ``CERTIFICATE``
+    (or ``X509 CERTIFICATE``) PEM block is decoded, in file order, and other blocks
+    (keys, CRLs) and text around them are ignored.
+    """
+    if not data:
+        raise ParseError(f"{name}: got an empty input; want a PEM or DER certificate")
+    if _is_single_der_element(data):
+        return [data]
+    if b"-----BEGIN" not in data and data[0] == 0x30:
+        try:
+            claimed = _header(data, 0)[1]
+        except IndexError:
+            claimed = -1
+        if claimed > len(data):
+            raise ParseError(
+                f"{name}: got {len(data)} bytes of DER whose outer SEQUENCE claims "
+                f"{claimed} bytes (truncated?); want a complete DER certificate"
+            )
+        return [data]  # the DER parser says what else is wrong
+    if b"-----BEGIN" not in data:
+        raise ParseError(
+            f"{name}: got {len(data)} bytes that are neither PEM (no '-----BEGIN' line) "
+            "nor a single DER element; want a PEM or DER certificate"
+        )
+    ders: list[bytes] = []
+    labels: list[str] = []
+    for match in _PEM_BLOCK.finditer(data):
+        label = match.group(1)
+        labels.append(label.decode("ascii"))
+        if label not in _CERT_LABELS:
+            continue
+        ders.append(_decode_pem_body(match.group(2), name=name, index=len(ders) + 1))
+    begun = sum(1 for m in _PEM_BEGIN.finditer(data) if m.group(1) in _CERT_LABELS)
+    if begun != len(ders):
+        raise ParseError(
+            f"{name}: got {begun} '-----BEGIN CERTIFICATE-----' line(s) but {len(ders)} "
+            "complete block(s); want every PEM block closed by its END line (truncated?)"
+        )
+    if not ders:
+        found = ", ".join(sorted(set(labels))) or "no complete PEM block"
+        raise ParseError(f"{name}: got PEM with {found}; want a CERTIFICATE block")
+    return ders
+
+
+def load_certificate(der: bytes, *, name: str = "input") -> x509.Certificate:
+    """Parse one DER certificate; raise ParseError if it does not parse."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except _DECODE_ERRORS as exc:
+        raise ParseError(
+            f"{name}: got {len(der)} bytes of DER that do not parse as an X.509 certificate "
+            f"({_describe(exc)}); want a DER-encoded RFC 5280 certificate"
+        ) from None
+
+
+def load_certificates(source: bytes | str | os.PathLike[str]) -> list[x509.Certificate]:
+    """Load every certificate from a path or from bytes (PEM, possibly several, or DER)."""
+    data, name = read_source(source)
+    ders = split_der(data, name=name)
+    return [
+        load_certificate(der, name=_entry_name(name, i, len(ders))) for i, der in enumerate(ders)
+    ]
+
+
+def load_facts(source: bytes | str | os.PathLike[str]) -> list[CertificateFacts]:
+    """Load every certificate from a path or bytes and return the facts of each."""
+    data, name = read_source(source)
+    ders = split_der(data, name=name)
+    result = []
+    for i, der in enumerate(ders):
+        entry = _entry_name(name, i, len(ders))
+        result.append(facts(load_certificate(der, name=entry), der=der, name=entry))
+    return result
+
+
+def facts(
+    certificate: x509.Certificate, *, der: bytes | None = None, name: str = "input"
+) -> CertificateFacts:
+    """Decode what the policy needs from ``certificate``; raise ParseError on bad parts.
+
+    Pass ``der`` when the original bytes are at hand (it saves a re-encoding); the
+    signature of a self-issued certificate is verified here, once.
+    """
+    cert = certificate
+    try:
+        if der is None:
+            der = cert.public_bytes(_DER)
+        version = cert.version
+        subject_name = cert.subject
+        issuer_name = cert.issuer
+        not_before = cert.not_valid_before_utc
+        not_after = cert.not_valid_after_utc
+        extensions = _ExtensionFacts(cert.extensions)
+        raw_issuer, raw_subject, spki = _tbs_parts(der)
+        # equal encodings are equal names; otherwise let cryptography compare values
+        self_issued = raw_issuer == raw_subject or issuer_name == subject_name
+        subject = subject_name.rfc4514_string()
+        issuer = subject if raw_issuer == raw_subject else issuer_name.rfc4514_string()
+        organizations = tuple(
+            str(a.value) for a in subject_name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        )
+        common_names = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (*_DECODE_ERRORS, IndexError) as exc:
+        raise ParseError(
+            f"{name}: got a certificate whose fields do not decode ({_describe(exc)}); "
+            "want well-formed RFC 5280 names and extensions"
+        ) from None
+
+    signature_algorithm = cert.signature_algorithm_oid.dotted_string
+    hash_algorithm: hashes.HashAlgorithm | None = None
+    hash_known = True
+    try:
+        hash_algorithm = cert.signature_hash_algorithm
+        signature_hash = None if hash_algorithm is None else hash_algorithm.name
+    except UnsupportedAlgorithm:
+        hash_known = False
+        signature_hash = _LEGACY_SIGNATURE_HASHES.get(
+            signature_algorithm, f"unsupported:{signature_algorithm}"
+        )
+    except ValueError as exc:
+        raise ParseError(
+            f"{name}: got signature algorithm parameters that do not decode "
+            f"({_describe(exc)}); want well-formed AlgorithmIdentifier parameters"
+        ) from None
+
+    key, key_algorithm, key_size, key_curve = _key_facts(cert, name)
+
+    self_signature_valid: bool | None = None
+    if self_issued and key is not None and hash_known:
+        self_signature_valid = _verify_with_key(cert, key, hash_algorithm)
+
+    return CertificateFacts(
+        id=hashlib.sha256(der).hexdigest(),
+        der=der,
+        certificate=cert,
+        version=version.value + 1,
+        subject=subject,
+        issuer=issuer,
+        subject_organization=organizations[0] if organizations else None,
+        subject_organizations=organizations,
+        subject_common_name=str(common_names[0].value) if common_names else None,
+        subject_alt_names=extensions.subject_alt_names,
+        spki_sha256=hashlib.sha256(spki).digest(),
+        key_algorithm=key_algorithm,
+        key_size=key_size,
+        key_curve=key_curve,
+        key_usage=extensions.key_usage,
+        extended_key_usage=extensions.extended_key_usage,
+        ca=extensions.ca,
+        path_length=extensions.path_length,
+        has_basic_constraints=extensions.has_basic_constraints,
+        critical_extensions=extensions.critical,
+        subject_key_identifier=extensions.subject_key_identifier,
+        authority_key_identifier=extensions.authority_key_identifier,
+        not_before=not_before,
+        not_after=not_after,
+        signature_algorithm=signature_algorithm,
+        signature_hash=signature_hash,
+        self_issued=self_issued,
+        self_signature_valid=self_signature_valid,
+    )
+
+
+def verifies_under(certificate: x509.Certificate, issuer: x509.Certificate) -> bool | None:
+    """Say whether ``certificate``'s signature verifies under ``issuer``'s public key.
+
+    ``None`` means it could not be tried: the issuer's subject is not the certificate's
+    issuer, or the key or the signature algorithm is not supported. Unlike
+    ``verify_directly_issued_by`` this checks SHA-1 signatures too (the policy rejects
+    them separately, with a code that says so).
+    """
+    try:
+        if certificate.issuer != issuer.subject:
+            return None
+        key = issuer.public_key()
+        hash_algorithm = certificate.signature_hash_algorithm
+    except (*_DECODE_ERRORS, IndexError):
+        return None
+    return _verify_with_key(certificate, key, hash_algorithm)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+class _ExtensionFacts:
+    """The extension facts of one certificate, read in one pass."""
+
+    __slots__ = (
+        "authority_key_identifier",
+        "ca",
+        "critical",
+        "extended_key_usage",
+        "has_basic_constraints",
+        "key_usage",
+        "path_length",
+        "subject_alt_names",
+        "subject_key_identifier",
+    )
+
+    def __init__(self, extensions: x509.Extensions) -> None:
+        self.subject_alt_names: tuple[str, ...] = ()
+        self.key_usage: frozenset[str] | None = None
+        self.extended_key_usage: tuple[str, ...] | None = None
+        self.ca = False
+        self.path_length: int | None = None
+        self.has_basic_constraints = False
+        self.subject_key_identifier: bytes | None = None
+        self.authority_key_identifier: bytes | None = None
+        critical: list[str] = []
+        for ext in extensions:
+            oid = ext.oid
+            if ext.critical:
+                critical.append(oid.dotted_string)
+            value = ext.value
+            if oid == ExtensionOID.KEY_USAGE:
+                assert isinstance(value, x509.KeyUsage)
+                self.key_usage = _key_usage_names(value)
+            elif oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME:
+                assert isinstance(value, x509.SubjectAlternativeName)
+                self.subject_alt_names = tuple(_general_name(n) for n in value)
+            elif oid == ExtensionOID.BASIC_CONSTRAINTS:
+                assert isinstance(value, x509.BasicConstraints)
+                self.has_basic_constraints = True
+                self.ca = value.ca
+                self.path_length = value.path_length
+            elif oid == ExtensionOID.EXTENDED_KEY_USAGE:
+                assert isinstance(value, x509.ExtendedKeyUsage)
+                self.extended_key_usage = tuple(u.dotted_string for u in value)
+            elif oid == ExtensionOID.SUBJECT_KEY_IDENTIFIER:
+                assert isinstance(value, x509.SubjectKeyIdentifier)
+                self.subject_key_identifier = value.digest
+            elif oid == ExtensionOID.AUTHORITY_KEY_IDENTIFIER:
+                assert isinstance(value, x509.AuthorityKeyIdentifier)
+                self.authority_key_identifier = value.key_identifier
+        self.critical = tuple(critical)
+
+
+def _key_usage_names(value: x509.KeyUsage) -> frozenset[str]:
+    names = {rfc for attr, rfc in _KEY_USAGE_NAMES if getattr(value, attr)}
+    if value.key_agreement:
+        if value.encipher_only:
+            names.add("encipherOnly")
+        if value.decipher_only:
+            names.add("decipherOnly")
+    return frozenset(names)
+
+
+def _general_name(name: x509.GeneralName) -> str:
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    if isinstance(name, x509.RFC822Name):
+        return f"email:{name.value}"
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return f"URI:{name.value}"
+    if isinstance(name, x509.IPAddress):
+        return f"IP:{name.value}"
+    if isinstance(name, x509.DirectoryName):
+        return f"dirName:{name.value.rfc4514_string()}"
+    if isinstance(name, x509.RegisteredID):
+        return f"RID:{name.value.dotted_string}"
+    if isinstance(name, x509.OtherName):
+        return f"otherName:{name.type_id.dotted_string}:{name.value.hex()}"
+    return f"unknown:{name!r}"  # pragma: no cover - cryptography has no other kinds
+
+
+def _key_facts(
+    cert: x509.Certificate, name: str
+) -> tuple[PublicKeyTypes | None, str, int | None, str | None]:
+    try:
+        key = cert.public_key()
+    except UnsupportedAlgorithm:
+        return None, f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None
+    except (ValueError, TypeError) as exc:
+        raise ParseError(
+            f"{name}: got a SubjectPublicKeyInfo that does not decode ({_describe(exc)}); "
+            "want a well-formed public key"
+        ) from None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key, "EC", key.curve.key_size, key.curve.name
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, "RSA", key.key_size, None
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key, "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return key, "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return key, "DSA", key.key_size, None
+    if isinstance(key, x25519.X25519PublicKey):
+        return None, "X25519", 256, None
+    if isinstance(key, x448.X448PublicKey):
+        return None, "X448", 448, None
+    return None, f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None
+
+
+def _verify_with_key(
+    cert: x509.Certificate, key: PublicKeyTypes, hash_algorithm: hashes.HashAlgorithm | None
+) -> bool | None:
+    """Verify ``cert``'s signature with an already loaded key (what verifies_under does).
+
+    ``None``: the key does not fit the signature algorithm, or it is not supported.
+    """
+    signature, tbs = cert.signature, cert.tbs_certificate_bytes
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            params = cert.signature_algorithm_parameters
+            if not isinstance(params, ec.ECDSA):
+                return None
+            key.verify(signature, tbs, params)
+        elif isinstance(key, rsa.RSAPublicKey):
+            params = cert.signature_algorithm_parameters
+            if not isinstance(params, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
+                return None
+            key.verify(signature, tbs, params, hash_algorithm)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            if hash_algorithm is not None:
+                return None
+            key.verify(signature, tbs)
+        elif isinstance(key, dsa.DSAPublicKey):
+            if hash_algorithm is None:
+                return None
+            key.verify(signature, tbs, hash_algorithm)
+        else:
+            return None
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return True
+
+
+def _is_single_der_element(data: bytes) -> bool:
+    """Say whether ``data`` is exactly one DER SEQUENCE (tag, length and content)."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    try:
+        return _header(data, 0)[1] == len(data)
+    except IndexError:
+        return False
+
+
+def _header(buf: bytes, pos: int) -> tuple[int, int]:
+    """Return (content start, content end) of the DER element at ``pos``."""
+    length = buf[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or start + count > len(buf):
+            raise IndexError("unsupported DER length")
+        length = int.from_bytes(buf[start : start + count], "big")
+        start += count
+    return start, start + length
+
+
+def _tbs_parts(der: bytes) -> tuple[bytes, bytes, bytes]:
+    """Return the issuer, subject and SubjectPublicKeyInfo elements, as encoded."""
+    tbs_start, _ = _header(der, 0)  # Certificate SEQUENCE -> TBSCertificate
+    pos, _ = _header(der, tbs_start)  # TBSCertificate content
+    if der[pos] == 0xA0:  # [0] EXPLICIT version
+        pos = _header(der, pos)[1]
+    pos = _header(der, pos)[1]  # serialNumber
+    pos = _header(der, pos)[1]  # signature
+    issuer_end = _header(der, pos)[1]
+    issuer = der[pos:issuer_end]
+    subject_start = _header(der, issuer_end)[1]  # skip validity
+    subject_end = _header(der, subject_start)[1]
+    spki_end = _header(der, subject_end)[1]
+    if der[subject_end] != 0x30 or spki_end > len(der):
+        raise IndexError("SubjectPublicKeyInfo is not where RFC 5280 puts it")
+    return issuer, der[subject_start:subject_end], der[subject_end:spki_end]
+
+
+def _decode_pem_body(body: bytes, *, name: str, index: int) -> bytes:
+    lines = [line.strip() for line in body.strip().splitlines()]
+    if lines and b":" in lines[0]:  # RFC 1421 headers, ended by the first blank line
+        lines = lines[lines.index(b"") + 1 :] if b"" in lines else []
+    try:
+        der = base64.b64decode(b"".join(lines), validate=True)
+    except (binascii.Error, ValueError):
+        raise ParseError(
+            f"{name}: got PEM certificate block {index} whose body is not valid base64; "
+            "want base64 of a DER certificate"
+        ) from None
+    if not der:
+        raise ParseError(f"{name}: got an empty PEM certificate block {index}; want a DER body")
+    return der
+
+
+def _entry_name(name: str, index: int, count: int) -> str:
+    return name if count == 1 else f"{name} (certificate {index + 1} of {count})"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,92 @@
+"""Shared fixtures: one anvil chain per session, snapshot/revert around each test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from eth_account.signers.local import LocalAccount
+
+from dpki.devnet import Devnet
+from dpki.keys import dev_account
+from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, Submission, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+ORGS = ("Vendor A", "Operator B", "CA C")
+
+# tests/ape runs under `ape test` (see tests/test_toolchain.py), not under plain pytest.
+collect_ignore = ["ape"]
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    """Call a JSON-RPC method (anvil-only methods are fine in tests)."""
+    response = requests.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=30
+    ).json()
+    assert "error" not in response, response
+    return response["result"]
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """Start one anvil for the whole session on a free port."""
+    log = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    net = Devnet.start(log=log, accounts=20)
+    yield net
+    net.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> list[LocalAccount]:
+    """Return anvil's first 20 dev accounts."""
+    return [dev_account(i) for i in range(20)]
+
+
+@pytest.fixture(scope="session")
+def _deployed(anvil: Devnet, accounts: list[LocalAccount]) -> tuple[str, int]:
+    """Deploy the default 3-member registry once per session (threshold 2)."""
+    w3 = connect(anvil.rpc_url)
+    specs = [
+        MemberSpec(accounts[i].address, org, ROLE_VALIDATOR | ROLE_SUBMITTER)
+        for i, org in enumerate(ORGS)
+    ]
+    registry, receipt = Registry.deploy(w3, accounts[0], specs, 2)
+    return registry.address, receipt.block_number
+
+
+@pytest.fixture
+def chain(anvil: Devnet) -> Iterator[str]:
+    """Snapshot the chain before a test and revert it after; yield the RPC URL."""
+    snapshot = rpc(anvil.rpc_url, "evm_snapshot")
+    yield anvil.rpc_url
+    assert rpc(anvil.rpc_url, "evm_revert", snapshot) is True
+
+
+@pytest.fixture
+def registry(chain: str, _deployed: tuple[str, int]) -> Registry:
+    """Return a fresh client (fresh nonce counter) for the session's registry."""
+    return Registry(connect(chain), _deployed[0])
+
+
+@pytest.fixture
+def deploy_block(_deployed: tuple[str, int]) -> int:
+    """Return the block the session's registry was deployed in."""
+    return _deployed[1]
+
+
+def fake_submission(
+    seed: int | bytes, size: int = 600, window: tuple[int, int] = (0, 2**39)
+) -> Submission:
+    """Return a submission whose DER is deterministic filler (the contract never parses DER)."""
+    material = seed if isinstance(seed, bytes) else seed.to_bytes(8, "big")
+    der = (hashlib.sha256(material).digest() * (size // 32 + 1))[:size]
+    return Submission(
+        der=der,
+        not_before=window[0],
+        not_after=window[1],
+        key_hash=hashlib.sha256(b"key" + material).digest(),
+        org_hash=hashlib.sha256(b"Vendor A").digest(),
+    )
