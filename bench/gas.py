@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dpki.devices import make_device  # noqa: E402
-from dpki.devnet import Devnet  # noqa: E402
-from dpki.keys import dev_account  # noqa: E402
-from dpki.registry import (  # noqa: E402
+from dpki.devices import make_device
+from dpki.devnet import Devnet
+from dpki.keys import dev_account
+from dpki.registry import (
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     MemberSpec,
@@ -56,8 +56,10 @@ def device_submission(serial: int) -> Submission:
 def measure(rpc_url: str) -> dict[str, int]:
     """Deploy a 3-member registry (threshold 2) at ``rpc_url`` and measure each operation."""
     vendor, v1, v2 = (dev_account(i) for i in range(3))
-    specs = [MemberSpec(dev_account(i).address, o, ROLE_VALIDATOR | ROLE_SUBMITTER)
-             for i, o in enumerate(ORGS)]  # fmt: skip
+    specs = [
+        MemberSpec(dev_account(i).address, o, ROLE_VALIDATOR | ROLE_SUBMITTER)
+        for i, o in enumerate(ORGS)
+    ]
     registry, deployed = Registry.deploy(connect(rpc_url), vendor, specs, 2)
     out: dict[str, int] = {"deploy": deployed.gas_used}
 

@@ -59,11 +59,22 @@ def _start_validator(deployment: Deployment, org: str, workdir: Path) -> subproc
     slug = org.lower().replace(" ", "-")
     proc = subprocess.Popen(
         _dpki(
-            "validator", "run", "--as", org, "--deployment", str(deployment.path),
-            "--state", str(workdir / f"validator-{slug}.json"), "--poll", "0.1",
+            "validator",
+            "run",
+            "--as",
+            org,
+            "--deployment",
+            str(deployment.path),
+            "--state",
+            str(workdir / f"validator-{slug}.json"),
+            "--poll",
+            "0.1",
         ),
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.close()
     return proc
 
@@ -127,7 +138,7 @@ def run_demo(
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        vendor, operator, ca = DEFAULT_ORGS
+        vendor, operator, _ = DEFAULT_ORGS
         with _timed(report, "devnet_and_deploy"):
             deployment = deploy_devnet(
                 DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
@@ -156,22 +167,37 @@ def run_demo(
         env = dict(os.environ, DPKI_DEPLOYMENT=str(deployment.path))
         with _timed(report, "provision"):
             submitted = subprocess.run(
-                _dpki("submit", *sorted(str(p) for p in device_dir.glob("*.pem")),
-                      "--as", vendor, "--batch-size", "50", "--json"),
-                env=env, capture_output=True, text=True, timeout=600,
-            )  # fmt: skip
+                _dpki(
+                    "submit",
+                    *sorted(str(p) for p in device_dir.glob("*.pem")),
+                    "--as",
+                    vendor,
+                    "--batch-size",
+                    "50",
+                    "--json",
+                ),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if submitted.returncode != 0:
                 raise DpkiError(f"dpki submit failed: {submitted.stderr or submitted.stdout}")
             ids = [bytes.fromhex(d.certificate.fingerprint(_sha256()).hex()) for d in minted]
             _wait_for(registry, ids, Status.ACTIVE, 300, "devices")
         rows = json.loads(submitted.stdout)["certificates"]
-        say(f"provision {sum(1 for r in rows if r.get('submitted'))} submitted by {vendor}, "
-            f"all {devices} active in {report.timings['provision']:.2f} s")  # fmt: skip
+        say(
+            f"provision {sum(1 for r in rows if r.get('submitted'))} submitted by {vendor}, "
+            f"all {devices} active in {report.timings['provision']:.2f} s"
+        )
 
         bad_run = subprocess.run(
             _dpki("submit", str(bad_file), "--as", vendor, "--skip-check", "--json"),
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if bad_run.returncode not in (0, 1):
             raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
         bad_id = bytes.fromhex(bad.certificate.fingerprint(_sha256()).hex())
@@ -190,24 +216,33 @@ def run_demo(
         t = time.perf_counter()
         trusted = registry.is_valid(cid)
         report.timings["authenticate_view_call"] = time.perf_counter() - t
-        say(f"device 17 presents its certificate -> id {cid.hex()[:16]}... -> isValid = {trusted}"
-            f" ({report.timings['authenticate_view_call'] * 1000:.2f} ms)")  # fmt: skip
+        say(
+            f"device 17 presents its certificate -> id {cid.hex()[:16]}... -> isValid = {trusted}"
+            f" ({report.timings['authenticate_view_call'] * 1000:.2f} ms)"
+        )
 
         revoked = subprocess.run(
             _dpki("revoke", "0x" + cid.hex(), "--as", vendor, "--reason", "keyCompromise"),
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if revoked.returncode != 0:
             raise DpkiError(f"dpki revoke failed: {revoked.stderr}")
         after = registry.status_of(cid)
         trusted_after = registry.is_valid(cid)
-        say(f"revoke    device 17 (keyCompromise) -> status {after.status.label}, "
-            f"isValid = {trusted_after}")  # fmt: skip
+        say(
+            f"revoke    device 17 (keyCompromise) -> status {after.status.label}, "
+            f"isValid = {trusted_after}"
+        )
         report.facts.update(
-            trusted_before=trusted, trusted_after=trusted_after,
-            impostor_status=record.status.label, impostor_reason=code_name(record.reason),
+            trusted_before=trusted,
+            trusted_after=trusted_after,
+            impostor_status=record.status.label,
+            impostor_reason=code_name(record.reason),
             active=devices,
-        )  # fmt: skip
+        )
 
         gas = _gas_by_sender(registry, start_block, last_block)
         names = {m.address.lower(): m.organization for m in deployment.members}

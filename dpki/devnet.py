@@ -102,21 +102,29 @@ class Devnet:
         port = port or free_port()
         args = [
             str(binary),
-            "--host", "127.0.0.1",
-            "--port", str(port),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             "--prune-history",
-            "--accounts", str(accounts),
-            "--balance", "1000000",
-            "--gas-limit", "100000000",
-        ]  # fmt: skip
+            "--accounts",
+            str(accounts),
+            "--balance",
+            "1000000",
+            "--gas-limit",
+            "100000000",
+        ]
         if block_time:
             args += ["--block-time", str(block_time)]
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         except OSError as exc:
             raise ToolchainError(f"could not start {binary}: {exc}") from None
         finally:

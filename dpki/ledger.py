@@ -56,4 +56,3 @@ class LedgerIssuers:
             status = self.registry.status_of(cert_id).status
             found.append(IssuerCandidate(cert, active=status is Status.ACTIVE))
         return found
-

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -185,9 +184,7 @@ class Validator:
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            tx = self.registry.transact(
-                self.account, "endorseBatch", [d.cert_id for d in chunk]
-            )
+            tx = self.registry.transact(self.account, "endorseBatch", [d.cert_id for d in chunk])
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
@@ -203,8 +200,11 @@ class Validator:
             for d in chunk:
                 log.info(
                     "decided 0x%s %s tx 0x%s block %d",
-                    d.cert_id.hex(), d.label, receipt.tx_hash.hex(), receipt.block_number,
-                )  # fmt: skip
+                    d.cert_id.hex(),
+                    d.label,
+                    receipt.tx_hash.hex(),
+                    receipt.block_number,
+                )
                 self.state.decided += 1
                 if d.endorse:
                     self.state.endorsed += 1
@@ -216,8 +216,10 @@ class Validator:
         backoff = poll
         log.info(
             "validator %s following %s from block %d",
-            self.account.address, self.registry.address, self.state.checkpoint + 1,
-        )  # fmt: skip
+            self.account.address,
+            self.registry.address,
+            self.state.checkpoint + 1,
+        )
         while not stop.is_set():
             try:
                 done = self.step()
@@ -237,8 +239,7 @@ class Validator:
             if done == 0:
                 stop.wait(poll)
         log.info(
-            "validator stopped at block %d after %d decisions", self.state.checkpoint,
+            "validator stopped at block %d after %d decisions",
+            self.state.checkpoint,
             self.state.decided,
-        )  # fmt: skip
-
-
+        )

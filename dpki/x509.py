@@ -314,16 +314,18 @@ def facts(
         if der is None:
             der = cert.public_bytes(_DER)
         version = cert.version
-        subject_name = cert.subject
-        issuer_name = cert.issuer
         not_before = cert.not_valid_before_utc
         not_after = cert.not_valid_after_utc
         extensions = _ExtensionFacts(cert.extensions)
         raw_issuer, raw_subject, spki = _tbs_parts(der)
-        # equal encodings are equal names; otherwise let cryptography compare values
-        self_issued = raw_issuer == raw_subject or issuer_name == subject_name
+        subject_name = cert.subject
         subject = subject_name.rfc4514_string()
-        issuer = subject if raw_issuer == raw_subject else issuer_name.rfc4514_string()
+        if raw_issuer == raw_subject:  # equal encodings are equal names: decode once
+            self_issued, issuer = True, subject
+        else:  # cryptography compares values (string types may differ)
+            issuer_name = cert.issuer
+            self_issued = issuer_name == subject_name
+            issuer = issuer_name.rfc4514_string()
         organizations = tuple(
             str(a.value) for a in subject_name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         )

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, fake_submission
 
 from dpki.build import ARTIFACT_PATH, compile_sources, source_hashes
 from dpki.devnet import find_tool
 from dpki.keys import dev_account
 from dpki.registry import Registry, load_artifact
-
-from conftest import ROOT, fake_submission
 
 
 def test_artifact_sources_match_contracts() -> None:
@@ -42,8 +41,11 @@ def test_cast_calls_is_valid(registry: Registry, chain: str) -> None:
     def is_valid() -> str:
         out = subprocess.run(
             [cast, "call", "--rpc-url", chain, registry.address, "isValid(bytes32)(bool)", cert],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return out.stdout.strip()
 
     assert is_valid() == "false"
@@ -72,13 +74,21 @@ def test_ape_compile_and_test(tmp_path: Path) -> None:
     env = _ape_env(tmp_path)
     ape = str(Path(sys.executable).parent / "ape")
     compiled = subprocess.run(
-        [ape, "compile", "--force"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [ape, "compile", "--force"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     tested = subprocess.run(
         [ape, "test", "tests/ape", "-o", "addopts=", "--network", "ethereum:local:foundry"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "2 passed" in tested.stdout

@@ -14,8 +14,12 @@ __all__ = ["COMMANDS"]
 
 @click.command()
 @click.option("--devices", type=click.IntRange(1, 10_000), default=200, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the demo's files (certificates, logs) here instead of a temp dir.")  # fmt: skip
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's files (certificates, logs) here instead of a temp dir.",
+)
 @json_option
 def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
@@ -23,15 +27,18 @@ def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
     report = run_demo(devices, workdir, say=say)
     if as_json:
-        echo_json({"devices": devices, "timings_s": report.timings, "gas": report.gas,
-                   **report.facts})  # fmt: skip
+        echo_json(
+            {"devices": devices, "timings_s": report.timings, "gas": report.gas, **report.facts}
+        )
         return
     t = report.timings
     click.echo("\nreport")
     click.echo(f"  devnet + deploy         {t['devnet_and_deploy']:8.2f} s")
     click.echo(f"  mint {devices} certificates  {t['mint']:8.2f} s")
-    click.echo(f"  submit -> all active    {t['provision']:8.2f} s"
-               f"  ({devices / t['provision']:.0f} certificates/s)")  # fmt: skip
+    click.echo(
+        f"  submit -> all active    {t['provision']:8.2f} s"
+        f"  ({devices / t['provision']:.0f} certificates/s)"
+    )
     click.echo(f"  impostor rejected in    {t['reject']:8.2f} s")
     click.echo(f"  relying-party check     {t['authenticate_view_call'] * 1000:8.2f} ms")
     click.echo("  gas during provisioning:")

@@ -33,7 +33,11 @@ REVOCATION_REASONS = {
 _REASON_NAMES = {v: k for k, v in REVOCATION_REASONS.items()} | {6: "certificateHold"}
 
 as_option = click.option(
-    "--as", "org", required=True, metavar="ORG", help="Act for the member whose organization is ORG."
+    "--as",
+    "org",
+    required=True,
+    metavar="ORG",
+    help="Act for the member whose organization is ORG.",
 )
 keystore_option = click.option(
     "--keystore",
@@ -123,8 +127,13 @@ def _member_names(registry: Registry) -> dict[str, str]:
     is_flag=True,
     help="Submit without the local policy check (to exercise validators; not for daily use).",
 )
-@click.option("--issuer", "issuers", multiple=True, type=click.Path(path_type=Path),
-              help="Issuer certificate file for the policy check (repeat).")  # fmt: skip
+@click.option(
+    "--issuer",
+    "issuers",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Issuer certificate file for the policy check (repeat).",
+)
 @keystore_option
 @deployment_option
 @json_option
@@ -152,9 +161,7 @@ def submit(
     entries = _load_all(files)
     lookup = None
     if issuers:
-        lookup = StaticIssuers(
-            [f.certificate for p in issuers for f in load_facts(p)], active=None
-        )
+        lookup = StaticIssuers([f.certificate for p in issuers for f in load_facts(p)], active=None)
     now = datetime.now(UTC)
     report: list[dict[str, Any]] = []
     to_send = []
@@ -164,7 +171,9 @@ def submit(
         if not skip_check:
             verdict = evaluate(f, organization=member.organization, at=now, issuers=lookup)
             if not verdict.ok:
-                row["violations"] = [{"code": v.code, "message": v.message} for v in verdict.violations]
+                row["violations"] = [
+                    {"code": v.code, "message": v.message} for v in verdict.violations
+                ]
                 row["status"] = "refused"
                 row["submitted"] = False
                 continue
@@ -173,8 +182,12 @@ def submit(
     outcomes = []
     if submissions:
         if not as_json and len(submissions) > batch_size and _isatty():
-            with click.progressbar(length=len(submissions), label="submitting", file=click.get_text_stream("stderr")) as bar:  # fmt: skip
-                outcomes = submit_all(registry, account, submissions, batch_size=batch_size, progress=bar.update)  # fmt: skip
+            with click.progressbar(
+                length=len(submissions), label="submitting", file=click.get_text_stream("stderr")
+            ) as bar:
+                outcomes = submit_all(
+                    registry, account, submissions, batch_size=batch_size, progress=bar.update
+                )
         else:
             outcomes = submit_all(registry, account, submissions, batch_size=batch_size)
     for (row, _), outcome in zip(to_send, outcomes, strict=True):
@@ -275,18 +288,29 @@ def _after(registry: Registry, cert_id: bytes, as_json: bool) -> None:
 @click.command()
 @click.argument("certificate")
 @as_option
-@click.option("--reason", type=click.Choice(list(REVOCATION_REASONS)), default="unspecified",
-              show_default=True, help="RFC 5280 CRLReason.")  # fmt: skip
+@click.option(
+    "--reason",
+    type=click.Choice(list(REVOCATION_REASONS)),
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 CRLReason.",
+)
 @keystore_option
 @deployment_option
 @json_option
 def revoke(
-    certificate: str, org: str, reason: str, keystore: Path | None,
-    deployment_path: Path | None, as_json: bool,
-) -> None:  # fmt: skip
+    certificate: str,
+    org: str,
+    reason: str,
+    keystore: Path | None,
+    deployment_path: Path | None,
+    as_json: bool,
+) -> None:
     """Revoke a certificate your organization submitted (FILE or ID)."""
     deployment = load_deployment(deployment_path)
-    registry, cid = _act(deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason])
+    registry, cid = _act(
+        deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason]
+    )
     _after(registry, cid, as_json)
 
 
@@ -329,9 +353,14 @@ def resume(
 @deployment_option
 @json_option
 def renew(
-    old: str, new: Path, org: str, skip_check: bool, keystore: Path | None,
-    deployment_path: Path | None, as_json: bool,
-) -> None:  # fmt: skip
+    old: str,
+    new: Path,
+    org: str,
+    skip_check: bool,
+    keystore: Path | None,
+    deployment_path: Path | None,
+    as_json: bool,
+) -> None:
     """Submit NEW as the renewal of OLD; OLD is superseded when NEW activates."""
     deployment = load_deployment(deployment_path)
     member = deployment.member(org)

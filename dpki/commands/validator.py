@@ -25,14 +25,28 @@ def validator() -> None:
 
 @validator.command("run")
 @click.option("--as", "org", required=True, metavar="ORG", help="The validating member.")
-@click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
-              help="Blocks to wait before deciding (0 suits QBFT's immediate finality).")  # fmt: skip
+@click.option(
+    "--confirmations",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Blocks to wait before deciding (0 suits QBFT's immediate finality).",
+)
 @click.option("--batch-size", type=click.IntRange(1, 500), default=100, show_default=True)
 @click.option("--poll", type=float, default=0.25, show_default=True, help="Seconds between polls.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Checkpoint file (default: beside the deployment file).")  # fmt: skip
-@click.option("--keystore", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Encrypted keystore of the member.")  # fmt: skip
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint file (default: beside the deployment file).",
+)
+@click.option(
+    "--keystore",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Encrypted keystore of the member.",
+)
 @click.option("--once", is_flag=True, help="Decide what is there now, then exit.")
 @deployment_option
 def run(
