@@ -52,13 +52,10 @@ def submit_all(
     """
     outcomes: dict[bytes, SubmitOutcome] = {}
     fresh: list[Submission] = []
-    for s in submissions:
-        cid = s.cert_id
-        if cid in outcomes:
-            continue
-        status = registry.status_of(cid).status
-        outcomes[cid] = SubmitOutcome(cid, False, status)
-        if status is Status.NONE:
+    unique = list({s.cert_id: s for s in submissions}.values())
+    for s, record in zip(unique, registry.statuses([s.cert_id for s in unique]), strict=True):
+        outcomes[s.cert_id] = SubmitOutcome(s.cert_id, False, record.status)
+        if record.status is Status.NONE:
             fresh.append(s)
     in_flight: list[tuple[list[Submission], PendingTx]] = []
     for start in range(0, len(fresh), batch_size):

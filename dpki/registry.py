@@ -279,6 +279,9 @@ class _Abi:
             plain, eth_abi.decode([_abi_type(i) for i in plain], data), strict=True
         ):
             args[inp["name"]] = value
+        for inp in item["inputs"]:  # checksummed, as in decode_revert and the views
+            if inp["type"] == "address":
+                args[inp["name"]] = to_checksum_address(args[inp["name"]])
         return Event(
             name=item["name"],
             args=args,
@@ -451,8 +454,17 @@ class Registry:
     def _eth_call(self, data: bytes, block: int | str = "latest") -> bytes:
         params = [{"to": self.address, "data": "0x" + data.hex()}, _block_param(block)]
         response = self._request("eth_call", params)
+        for _ in range(_TRANSIENT_RETRIES):
+            if not _transient(response):
+                break
+            time.sleep(0.02)
+            response = self._request("eth_call", params)
         if "error" in response:
-            raise decode_revert(_revert_data(_RpcFailure(response["error"])), self.abi)
+            data = _revert_data(_RpcFailure(response["error"]))
+            if data is None:
+                message = response["error"].get("message", response["error"])
+                raise ChainError(f"eth_call failed at {self.rpc_url}: {message}")
+            raise decode_revert(data, self.abi)
         return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
@@ -467,6 +479,79 @@ class Registry:
                 ) from None
             raise
         return response
+
+    def call_many(
+        self, name: str, arg_lists: Sequence[Sequence[Any]], chunk: int = 500
+    ) -> list[Any]:
+        """Call view ``name`` once per argument list, in JSON-RPC batches (one round trip each).
+
+        A node that refuses batches (or a smaller batch limit) is handled by falling back to
+        single calls.
+        """
+        results: list[Any] = []
+        for start in range(0, len(arg_lists), chunk):
+            part = arg_lists[start : start + chunk]
+            payload = [
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "eth_call",
+                    "params": [
+                        {"to": self.address, "data": "0x" + self.abi.encode_call(name, a).hex()},
+                        "latest",
+                    ],
+                }
+                for i, a in enumerate(part)
+            ]
+            answers = self._post_batch(payload)
+            if answers is not None and any(_transient(a) for a in answers):
+                time.sleep(0.02)
+                answers = self._post_batch(payload)
+            if answers is None or any(_transient(a) for a in answers):
+                results.extend(self.call(name, *a) for a in part)
+                continue
+            for answer in sorted(answers, key=lambda r: int(r["id"])):
+                if "error" in answer:
+                    data = _revert_data(_RpcFailure(answer["error"]))
+                    if data is None:
+                        message = answer["error"].get("message", answer["error"])
+                        raise ChainError(f"eth_call failed at {self.rpc_url}: {message}")
+                    raise decode_revert(data, self.abi)
+                raw = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
+                results.append(self.abi.decode_output(name, raw))
+        return results
+
+    def _post_batch(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        import requests
+
+        try:
+            response = self._session.post(self.rpc_url, json=payload, timeout=60)
+        except requests.RequestException as exc:
+            raise RpcUnavailable(f"the ledger at {self.rpc_url} did not answer: {exc}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, list) or len(body) != len(payload):
+            return None
+        return body
+
+    @cached_property
+    def _session(self) -> Any:
+        import requests
+
+        return requests.Session()
+
+    def statuses(self, cert_ids: Sequence[str | bytes]) -> list[CertificateStatus]:
+        """Return ``status_of`` for many certificates in batched round trips."""
+        ids = [as_cert_id(c) for c in cert_ids]
+        raw = self.call_many("statusOf", [(c,) for c in ids])
+        return [self._status(c, s) for c, s in zip(ids, raw, strict=True)]
+
+    def have_voted(self, cert_ids: Sequence[bytes], validator: str) -> list[bool]:
+        """Return ``has_voted`` for many certificates in batched round trips."""
+        who = to_checksum_address(validator)
+        return [bool(v) for v in self.call_many("hasVoted", [(c, who) for c in cert_ids])]
 
     @property
     def rpc_url(self) -> str:
@@ -656,7 +741,10 @@ class Registry:
     def status_of(self, cert_id: str | bytes, block: int | str = "latest") -> CertificateStatus:
         """Return the full record of a certificate (status NONE when unknown)."""
         cid = as_cert_id(cert_id)
-        s = self.call("statusOf", cid, block=block)
+        return self._status(cid, self.call("statusOf", cid, block=block))
+
+    @staticmethod
+    def _status(cid: bytes, s: Any) -> CertificateStatus:
         status = Status(s[0])
         zero = b"\x00" * 32
         return CertificateStatus(
@@ -821,6 +909,23 @@ class _RpcFailure(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error.get("message"))
         self.data = error.get("data")
+
+
+_TRANSIENT_RETRIES = 5
+
+
+def _transient(response: dict[str, Any]) -> bool:
+    """Say whether an eth_call failed for a passing reason (a node racing its own head).
+
+    anvil answers ``BlockOutOfRangeError`` when a call on "latest" lands while a block is
+    being sealed; a revert always carries data and is never retried.
+    """
+    error = response.get("error")
+    if not isinstance(error, dict) or error.get("data"):
+        return False
+    return "out of range" in str(error.get("message", "")).lower() or "BlockOutOfRange" in str(
+        error.get("message", "")
+    )
 
 
 def _block_param(block: int | str) -> str:

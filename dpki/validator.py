@@ -165,14 +165,14 @@ class Validator:
         self.issuers.refresh(end)
         events = self.registry.events(start, end, ["CertificateSubmitted"])
         at = self._now(end)
-        decisions = []
-        for event in events:
-            cert_id = bytes(event.args["certId"])
-            if self.registry.status_of(cert_id).status is not Status.PENDING:
-                continue
-            if self.registry.has_voted(cert_id, self.account.address):
-                continue
-            decisions.append(self.decide(event, at))
+        ids = [bytes(e.args["certId"]) for e in events]
+        statuses = self.registry.statuses(ids)
+        voted = self.registry.have_voted(ids, self.account.address)
+        decisions = [
+            self.decide(event, at)
+            for event, record, done in zip(events, statuses, voted, strict=True)
+            if record.status is Status.PENDING and not done
+        ]
         self._vote(decisions)
         self.state.checkpoint = end
         self._save_state()
