@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -81,6 +81,7 @@ class Devnet:
     pid: int
     port: int
     log: Path | None = None
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rpc_url(self) -> str:
@@ -147,7 +148,7 @@ class Devnet:
 
     def alive(self) -> bool:
         """Return True when the process still exists."""
-        proc = getattr(self, "_proc", None)
+        proc = self._proc
         if proc is not None:
             return proc.poll() is None
         try:
@@ -165,7 +166,7 @@ class Devnet:
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + timeout
-        proc = getattr(self, "_proc", None)
+        proc = self._proc
         while self.alive() and time.monotonic() < deadline:
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):

@@ -18,9 +18,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import eth_abi
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
+from eth_utils.abi import function_abi_to_4byte_selector
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 
 from dpki.errors import (
@@ -251,17 +255,17 @@ class _Abi:
                 self.functions[item["name"]] = item
 
     def selector(self, name: str) -> bytes:
-        return bytes(function_abi_to_4byte_selector(self.functions[name]))
+        return bytes(function_abi_to_4byte_selector(self.functions[name]))  # type: ignore[arg-type]
 
     def encode_call(self, name: str, args: Sequence[Any]) -> bytes:
         fn = self.functions[name]
         types = [_abi_type(i) for i in fn["inputs"]]
-        return self.selector(name) + eth_abi.encode(types, list(args))
+        return self.selector(name) + abi_encode(types, list(args))
 
     def decode_output(self, name: str, data: bytes) -> Any:
         fn = self.functions[name]
         types = [_abi_type(o) for o in fn["outputs"]]
-        values = eth_abi.decode(types, data)
+        values = abi_decode(types, data)
         return values[0] if len(values) == 1 else values
 
     def decode_event(self, log: dict[str, Any]) -> Event | None:
@@ -273,11 +277,9 @@ class _Abi:
         plain = [i for i in item["inputs"] if not i["indexed"]]
         args: dict[str, Any] = {}
         for inp, topic in zip(indexed, topics[1:], strict=True):
-            args[inp["name"]] = eth_abi.decode([_abi_type(inp)], topic)[0]
+            args[inp["name"]] = abi_decode([_abi_type(inp)], topic)[0]
         data = bytes(log["data"])
-        for inp, value in zip(
-            plain, eth_abi.decode([_abi_type(i) for i in plain], data), strict=True
-        ):
+        for inp, value in zip(plain, abi_decode([_abi_type(i) for i in plain], data), strict=True):
             args[inp["name"]] = value
         for inp in item["inputs"]:  # checksummed, as in decode_revert and the views
             if inp["type"] == "address":
@@ -311,7 +313,7 @@ def decode_revert(data: bytes | str | None, abi: _Abi | None = None) -> ChainErr
     if known is None:
         return ChainError(f"the transaction reverted with unknown data 0x{raw.hex()}")
     name, names, types = known
-    values = eth_abi.decode(types, raw[4:])
+    values = abi_decode(types, raw[4:])
     args = dict(zip(names, values, strict=True))
     for key, value in args.items():
         if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
@@ -420,7 +422,7 @@ class Registry:
         artifact = load_artifact()
         ctor = next(i for i in artifact["abi"] if i["type"] == "constructor")
         types = [_abi_type(i) for i in ctor["inputs"]]
-        args = eth_abi.encode(
+        args = abi_encode(
             types,
             [
                 [to_checksum_address(m.address) for m in members],
@@ -434,14 +436,14 @@ class Registry:
         tx = probe._build_tx(deployer.address, None, data)
         raw = deployer.sign_transaction(tx).raw_transaction
         tx_hash = probe._send_raw(raw)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)  # type: ignore[arg-type]
+        receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=120)
         if receipt["status"] != 1:
             try:
-                w3.eth.call({"from": deployer.address, "data": data})  # type: ignore[typeddict-item]
+                w3.eth.call({"from": deployer.address, "data": data})
             except Exception as exc:
                 raise decode_revert(_revert_data(exc), probe.abi) from None
             raise ChainError("deployment reverted")
-        registry = cls(w3, receipt["contractAddress"], artifact)
+        registry = cls(w3, str(receipt["contractAddress"]), artifact)
         return registry, registry._receipt(receipt)
 
     # ------------------------------------------------------------------ low-level calls
@@ -460,16 +462,16 @@ class Registry:
             time.sleep(0.02)
             response = self._request("eth_call", params)
         if "error" in response:
-            data = _revert_data(_RpcFailure(response["error"]))
-            if data is None:
+            revert = _revert_data(_RpcFailure(response["error"]))
+            if revert is None:
                 message = response["error"].get("message", response["error"])
                 raise ChainError(f"eth_call failed at {self.rpc_url}: {message}")
-            raise decode_revert(data, self.abi)
+            raise decode_revert(revert, self.abi)
         return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         try:
-            response: dict[str, Any] = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            response: dict[str, Any] = dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
         except (OSError, ConnectionError) as exc:
             raise RpcUnavailable(f"the ledger at {self.rpc_url} did not answer: {exc}") from None
         except Exception as exc:

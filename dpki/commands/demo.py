@@ -23,7 +23,11 @@ __all__ = ["COMMANDS"]
 @json_option
 def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
-    say = (lambda _: None) if as_json else click.echo
+
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(line)
+
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
     report = run_demo(devices, workdir, say=say)
     if as_json:

@@ -13,7 +13,7 @@ from dpki.commands._common import deployment_option, echo_json, json_option, loa
 from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
 from dpki.policy import StaticIssuers, evaluate
-from dpki.provision import submission_for, submit_all
+from dpki.provision import SubmitOutcome, submission_for, submit_all
 from dpki.registry import CertificateStatus, Registry, Status, as_cert_id
 from dpki.x509 import CertificateFacts, load_facts
 
@@ -64,7 +64,7 @@ def resolve_cert_id(value: str) -> tuple[bytes, CertificateFacts | None]:
 
 
 def _load_all(files: tuple[Path, ...]) -> list[tuple[Path, CertificateFacts]]:
-    out = []
+    out: list[tuple[Path, CertificateFacts]] = []
     for file in files:
         out.extend((file, f) for f in load_facts(file))
     return out
@@ -179,9 +179,10 @@ def submit(
                 continue
         to_send.append((row, submission_for(f)))
     submissions = [s for _, s in to_send]
-    outcomes = []
+    outcomes: list[SubmitOutcome] = []
     if submissions:
         if not as_json and len(submissions) > batch_size and _isatty():
+            bar: Any
             with click.progressbar(
                 length=len(submissions), label="submitting", file=click.get_text_stream("stderr")
             ) as bar:
