@@ -14,6 +14,7 @@ import click
 from dpki.commands import chain as _chain
 from dpki.commands import check as _check
 from dpki.commands import demo as _demo
+from dpki.commands import governance as _governance
 from dpki.commands import lifecycle as _lifecycle
 from dpki.commands import validator as _validator
 from dpki.errors import DpkiError
@@ -42,5 +43,11 @@ def main() -> None:
 
 
 main.add_command(_check.check)
-for _command in [*_chain.COMMANDS, *_lifecycle.COMMANDS, *_validator.COMMANDS, *_demo.COMMANDS]:
+for _command in [
+    *_chain.COMMANDS,
+    *_lifecycle.COMMANDS,
+    *_validator.COMMANDS,
+    *_governance.COMMANDS,
+    *_demo.COMMANDS,
+]:
     main.add_command(_command)

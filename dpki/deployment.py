@@ -163,6 +163,35 @@ class Deployment:
         known = ", ".join(repr(m.organization) for m in self.members) or "none"
         raise ConfigError(f"no member {organization!r} in {self.path}; members: {known}")
 
+    def sync_members(self, registry: Registry) -> bool:
+        """Refresh the member list from the ledger (after governance); return True if changed.
+
+        Known keystores and dev keys are kept; on the devnet a new member whose address is one
+        of anvil's dev accounts gets its dev key index.
+        """
+        known = {m.address.lower(): m for m in self.members}
+        dev_index: dict[str, int] = {}
+        if self.network == "devnet":
+            dev_index = {dev_account(i).address.lower(): i for i in range(20)}
+        fresh = []
+        for m in registry.members():
+            old = known.get(m.address.lower())
+            fresh.append(
+                DeploymentMember(
+                    organization=m.organization,
+                    address=m.address,
+                    roles=roles_to_names(m.roles),
+                    dev_key_index=old.dev_key_index if old else dev_index.get(m.address.lower()),
+                    keystore=old.keystore if old else None,
+                )
+            )
+        if fresh == self.members:
+            return False
+        self.members = fresh
+        if self.path is not None:
+            self.save()
+        return True
+
     def signer(self, organization: str, keystore: str | Path | None = None) -> LocalAccount:
         """Return the key that acts for ``organization``: a keystore, or the devnet dev key."""
         member = self.member(organization)

@@ -461,6 +461,10 @@ class Registry:
                 break
             time.sleep(0.02)
             response = self._request("eth_call", params)
+        return self._call_result(response)
+
+    def _call_result(self, response: dict[str, Any]) -> bytes:
+        """Return an eth_call's bytes, or raise its decoded revert or the node's error."""
         if "error" in response:
             revert = _revert_data(_RpcFailure(response["error"]))
             if revert is None:
@@ -513,14 +517,7 @@ class Registry:
                 results.extend(self.call(name, *a) for a in part)
                 continue
             for answer in sorted(answers, key=lambda r: int(r["id"])):
-                if "error" in answer:
-                    data = _revert_data(_RpcFailure(answer["error"]))
-                    if data is None:
-                        message = answer["error"].get("message", answer["error"])
-                        raise ChainError(f"eth_call failed at {self.rpc_url}: {message}")
-                    raise decode_revert(data, self.abi)
-                raw = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
-                results.append(self.abi.decode_output(name, raw))
+                results.append(self.abi.decode_output(name, self._call_result(answer)))
         return results
 
     def _post_batch(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

@@ -315,34 +315,33 @@ def revoke(
     _after(registry, cid, as_json)
 
 
-@click.command()
-@click.argument("certificate")
-@as_option
-@keystore_option
-@deployment_option
-@json_option
-def suspend(
-    certificate: str, org: str, keystore: Path | None, deployment_path: Path | None, as_json: bool
-) -> None:
-    """Suspend an active certificate your organization submitted (X.1409 A.1)."""
-    deployment = load_deployment(deployment_path)
-    registry, cid = _act(deployment, org, keystore, "suspend", certificate)
-    _after(registry, cid, as_json)
+def _status_change(name: str, doc: str) -> click.Command:
+    """Build ``dpki suspend`` / ``dpki resume``: one transaction by the submitting member."""
+
+    @click.command(name=name, help=doc)
+    @click.argument("certificate")
+    @as_option
+    @keystore_option
+    @deployment_option
+    @json_option
+    def command(
+        certificate: str,
+        org: str,
+        keystore: Path | None,
+        deployment_path: Path | None,
+        as_json: bool,
+    ) -> None:
+        deployment = load_deployment(deployment_path)
+        registry, cid = _act(deployment, org, keystore, name, certificate)
+        _after(registry, cid, as_json)
+
+    return command
 
 
-@click.command()
-@click.argument("certificate")
-@as_option
-@keystore_option
-@deployment_option
-@json_option
-def resume(
-    certificate: str, org: str, keystore: Path | None, deployment_path: Path | None, as_json: bool
-) -> None:
-    """Resume a suspended certificate your organization submitted."""
-    deployment = load_deployment(deployment_path)
-    registry, cid = _act(deployment, org, keystore, "resume", certificate)
-    _after(registry, cid, as_json)
+suspend = _status_change(
+    "suspend", "Suspend an active certificate your organization submitted (X.1409 A.1)."
+)
+resume = _status_change("resume", "Resume a suspended certificate your organization submitted.")
 
 
 @click.command()

@@ -1,0 +1,78 @@
+"""Governance from the command line: members, proposals, approvals, quorum revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e import ORGS, private_devnet, run_cli
+
+from dpki.deployment import Deployment
+from dpki.devices import make_device
+from dpki.keys import dev_account
+from dpki.provision import submission_for
+from dpki.registry import Status
+from dpki.x509 import facts
+
+VENDOR, OPERATOR, CA = ORGS
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Deployment]:
+    with private_devnet(tmp_path) as deployment:
+        yield deployment
+
+
+def _json(result: object) -> dict[str, object]:
+    assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
+    return json.loads(result.stdout)  # type: ignore[attr-defined,no-any-return]
+
+
+def test_members_lists_the_ledger(net: Deployment) -> None:
+    data = _json(run_cli("members", "--json", deployment=net))
+    assert data["threshold"] == 2
+    assert [m["organization"] for m in data["members"]] == list(ORGS)  # type: ignore[index]
+
+
+def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_path: Path) -> None:
+    newcomer = dev_account(7).address
+    opened = _json(run_cli("propose", "add-member", newcomer, "Service D", "--roles",
+                           "submitter", "--as", VENDOR, "--json", deployment=net))  # fmt: skip
+    assert opened["executed"] is False and opened["approvals"] == 1
+    # the proposer approving again is refused with the contract's error, not a traceback
+    again = run_cli("approve", str(opened["id"]), "--as", VENDOR, deployment=net)
+    assert again.returncode == 3 and "AlreadyApproved" in again.stderr
+    done = _json(run_cli("approve", str(opened["id"]), "--as", CA, "--json", deployment=net))
+    assert done["executed"] is True
+    # the deployment file learned the new member, so it can act with --as on the devnet
+    device = make_device("Service D", "D-1")
+    path = tmp_path / "d.pem"
+    path.write_bytes(device.pem)
+    sent = run_cli("submit", str(path), "--as", "Service D", "--json", deployment=net)
+    assert _json(sent)["certificates"][0]["status"] == "pending"  # type: ignore[index]
+    listed = _json(run_cli("proposals", "--json", deployment=net))
+    assert listed["proposals"][0]["kind"] == "add_member"  # type: ignore[index]
+
+
+def test_quorum_revokes_a_certificate_its_submitter_keeps(net: Deployment) -> None:
+    registry = net.registry_client()
+    device = make_device(VENDOR, "Q-1")
+    registry.submit(dev_account(0), submission_for(facts(device.certificate, der=device.der)))
+    cid = hashlib.sha256(device.der).digest()
+    for i in (1, 2):
+        registry.endorse(dev_account(i), cid)
+    opened = _json(run_cli("propose", "revoke", cid.hex(), "--reason", "cACompromise",
+                           "--as", OPERATOR, "--json", deployment=net))  # fmt: skip
+    assert registry.status_of(cid).status is Status.ACTIVE  # one validator is not a quorum
+    _json(run_cli("approve", str(opened["id"]), "--as", CA, "--json", deployment=net))
+    record = registry.status_of(cid)
+    assert record.status is Status.REVOKED and record.reason == 2
+
+
+def test_threshold_proposal_out_of_range_is_refused(net: Deployment) -> None:
+    result = run_cli("propose", "threshold", "4", "--as", VENDOR, deployment=net)
+    assert result.returncode == 3
+    assert "InvalidThreshold" in result.stderr and "Traceback" not in result.stderr
