@@ -5,10 +5,10 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dpki.policy import IssuerCandidate
+from dpki.policy import IssuerCandidate, IssuerLookup
 from dpki.registry import Registry, Status
 
-__all__ = ["LedgerIssuers"]
+__all__ = ["LedgerIssuers", "chain_lookups"]
 
 _CHUNK = 5_000
 _DER = Encoding.DER
@@ -56,3 +56,15 @@ class LedgerIssuers:
             status = self.registry.status_of(cert_id).status
             found.append(IssuerCandidate(cert, active=status is Status.ACTIVE))
         return found
+
+
+def chain_lookups(*lookups: IssuerLookup | None) -> IssuerLookup | None:
+    """Return one look-up that asks each given one in turn (None when none is given)."""
+    present = [lookup for lookup in lookups if lookup is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def both(certificate: x509.Certificate) -> list[IssuerCandidate]:
+        return [candidate for lookup in present for candidate in lookup(certificate)]
+
+    return both

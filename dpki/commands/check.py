@@ -19,7 +19,8 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
 from dpki.errors import ParseError
-from dpki.policy import IssuerCandidate, IssuerLookup, StaticIssuers, evaluate
+from dpki.ledger import chain_lookups
+from dpki.policy import IssuerLookup, StaticIssuers, evaluate
 from dpki.x509 import load_certificates, load_facts
 
 __all__ = ["check", "parse_at"]
@@ -115,15 +116,7 @@ def _issuer_lookup(issuer_files: Sequence[Path]) -> IssuerLookup | None:
             except ParseError as exc:
                 raise click.BadParameter(str(exc), param_hint="--issuer") from None
         static = StaticIssuers(certs)
-    ledger = _ledger_lookup()
-    if static is None or ledger is None:
-        return static or ledger
-
-    def both(certificate: x509.Certificate) -> list[IssuerCandidate]:
-        assert static is not None and ledger is not None
-        return [*static(certificate), *ledger(certificate)]
-
-    return both
+    return chain_lookups(static, _ledger_lookup())
 
 
 def _check_files(

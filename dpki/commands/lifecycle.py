@@ -12,6 +12,7 @@ import click
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
+from dpki.ledger import LedgerIssuers, chain_lookups
 from dpki.policy import StaticIssuers, evaluate
 from dpki.provision import SubmitOutcome, submission_for, submit_all
 from dpki.registry import CertificateStatus, Registry, Status, as_cert_id
@@ -159,9 +160,14 @@ def submit(
     account = deployment.signer(org, keystore)
     registry = deployment.registry_client()
     entries = _load_all(files)
-    lookup = None
+    static = None
     if issuers:
-        lookup = StaticIssuers([f.certificate for p in issuers for f in load_facts(p)], active=None)
+        static = StaticIssuers([f.certificate for p in issuers for f in load_facts(p)])
+    ledger = None
+    if not skip_check:
+        ledger = LedgerIssuers(registry, deployment.deploy_block)
+        ledger.refresh()
+    lookup = chain_lookups(static, ledger)
     now = datetime.now(UTC)
     report: list[dict[str, Any]] = []
     to_send = []
@@ -369,15 +375,19 @@ def renew(
     if len(found) != 1:
         raise ParseError(f"{new} holds {len(found)} certificates; want exactly one")
     f = found[0]
+    registry = deployment.registry_client()
     if not skip_check:
-        verdict = evaluate(f, organization=member.organization, at=datetime.now(UTC))
+        ledger = LedgerIssuers(registry, deployment.deploy_block)
+        ledger.refresh()
+        verdict = evaluate(
+            f, organization=member.organization, at=datetime.now(UTC), issuers=ledger
+        )
         if not verdict.ok:
             click.echo(f"refused: {', '.join(verdict.codes)}", err=True)
             for v in verdict.violations:
                 click.echo(f"  {v.code}: {v.message}", err=True)
             raise SystemExit(1)
     account = deployment.signer(org, keystore)
-    registry = deployment.registry_client()
     registry.send(account, "renew", old_id, submission_for(f).as_tuple())
     _after(registry, bytes.fromhex(f.id), as_json)
 
