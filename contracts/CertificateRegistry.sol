@@ -115,7 +115,6 @@ contract CertificateRegistry is ICertificateRegistry {
         }
         bytes32 certId = _submit(submission, index, oldCertId);
         _replaces[certId] = oldCertId;
-        _replacedBy[oldCertId] = certId;
         return certId;
     }
 
@@ -244,6 +243,15 @@ contract CertificateRegistry is ICertificateRegistry {
         if (p.approvalMask & bit != 0) revert AlreadyApproved(proposalId, msg.sender);
         p.approvalMask |= bit;
         _tally(proposalId, p);
+    }
+
+    /// @inheritdoc ICertificateRegistry
+    function execute(uint256 proposalId) external {
+        _requireRole(msg.sender, ROLE_VALIDATOR);
+        Proposal storage p = _openProposal(proposalId);
+        uint8 approvals = _popcount(p.approvalMask & _validatorMask);
+        if (approvals < _threshold) revert QuorumNotReached(proposalId, approvals, _threshold);
+        _execute(proposalId, p);
     }
 
     /// @inheritdoc ICertificateRegistry
@@ -442,7 +450,7 @@ contract CertificateRegistry is ICertificateRegistry {
         }
         emit CertificateEndorsed(certId, msg.sender, count, status);
         if (status == Status.Active && (word >> _FLAGS_SHIFT) & _FLAG_RENEWAL != 0) {
-            _supersede(_replaces[certId]);
+            _supersede(_replaces[certId], certId);
         }
     }
 
@@ -463,10 +471,11 @@ contract CertificateRegistry is ICertificateRegistry {
         emit CertificateRejected(certId, msg.sender, reasonCode, count, r.status);
     }
 
-    function _supersede(bytes32 oldCertId) private {
+    function _supersede(bytes32 oldCertId, bytes32 newCertId) private {
         Record storage old = _records[oldCertId];
         Status previous = old.status;
         if (previous != Status.Active && previous != Status.Suspended) return;
+        _replacedBy[oldCertId] = newCertId;
         old.status = Status.Superseded;
         old.reason = _REASON_SUPERSEDED;
         old.updatedAt = uint40(block.timestamp);
@@ -657,7 +666,10 @@ contract CertificateRegistry is ICertificateRegistry {
     function _tally(uint256 id, Proposal storage p) private {
         uint8 approvals = _popcount(p.approvalMask & _validatorMask);
         emit ProposalApproved(id, msg.sender, approvals);
-        if (approvals < _threshold) return;
+        if (approvals >= _threshold) _execute(id, p);
+    }
+
+    function _execute(uint256 id, Proposal storage p) private {
         p.executed = true;
         ProposalKind kind = p.kind;
         if (kind == ProposalKind.AddMember) {

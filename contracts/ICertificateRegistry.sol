@@ -210,6 +210,8 @@ interface ICertificateRegistry {
     error AlreadyApproved(uint256 proposalId, address validator);
     /// @notice Only the proposer can cancel a proposal.
     error NotProposer(uint256 proposalId, address account);
+    /// @notice The proposal has `approvals` approvals by current validators; it needs `threshold`.
+    error QuorumNotReached(uint256 proposalId, uint8 approvals, uint8 threshold);
     /// @notice A certificate with this id is already on the ledger.
     error CertificateAlreadyRegistered(bytes32 certId);
     /// @notice No certificate with this id is on the ledger.
@@ -307,6 +309,10 @@ interface ICertificateRegistry {
     /// @notice Withdraw a proposal (proposer only).
     function cancel(uint256 proposalId) external;
 
+    /// @notice Execute a proposal whose approvals already reach the threshold (after the
+    /// threshold was lowered). Any validator may call it.
+    function execute(uint256 proposalId) external;
+
     // ------------------------------------------------------------------ views
 
     /// @notice True only when the certificate is Active and the chain's time is inside
@@ -328,7 +334,7 @@ interface ICertificateRegistry {
     /// @notice The latest certificate submitted for a public key (sha256 of the SPKI DER).
     function latestForKey(bytes32 keyHash) external view returns (bytes32 certId);
 
-    /// @notice The certificate that renewed `certId`, or zero.
+    /// @notice The renewal that superseded `certId` (set when the renewal activated), or zero.
     function replacedBy(bytes32 certId) external view returns (bytes32);
 
     /// @notice The current members.

@@ -32,6 +32,7 @@ __all__ = [
     "ParseError",
     "PolicyError",
     "ProposalClosed",
+    "QuorumNotReached",
     "RpcUnavailable",
     "TooManyMembers",
     "ToolchainError",
@@ -225,6 +226,12 @@ class TooManyMembers(ContractError):
     name = "TooManyMembers"
 
 
+class QuorumNotReached(ContractError):
+    """The proposal has `approvals` approvals by current validators; it needs `threshold`."""
+
+    name = "QuorumNotReached"
+
+
 class UnknownCertificate(ContractError):
     """No certificate with this id is on the ledger."""
 
@@ -264,6 +271,7 @@ CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     "NotProposer": NotProposer,
     "OrganizationTaken": OrganizationTaken,
     "ProposalClosed": ProposalClosed,
+    "QuorumNotReached": QuorumNotReached,
     "TooManyMembers": TooManyMembers,
     "UnknownCertificate": UnknownCertificate,
     "UnknownProposal": UnknownProposal,

@@ -897,6 +897,10 @@ class Registry:
         """Approve a proposal (executes it when the quorum is reached)."""
         return self.send(account, "approve", proposal_id)
 
+    def execute(self, account: LocalAccount, proposal_id: int) -> Receipt:
+        """Execute a proposal that already has the quorum (after the threshold was lowered)."""
+        return self.send(account, "execute", proposal_id)
+
     def cancel(self, account: LocalAccount, proposal_id: int) -> Receipt:
         """Withdraw one's own proposal."""
         return self.send(account, "cancel", proposal_id)

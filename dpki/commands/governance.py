@@ -171,20 +171,35 @@ _proposer("suspend", ProposalKind.SUSPEND, [_CERT], "Propose suspending any cert
 _proposer("resume", ProposalKind.RESUME, [_CERT], "Propose resuming a suspended certificate.")
 
 
-@click.command()
-@click.argument("proposal_id", type=int)
-@as_option
-@keystore_option
-@deployment_option
-@json_option
-def approve(
-    proposal_id: int, org: str, keystore: Path | None, deployment_path: Path | None, as_json: bool
-) -> None:
-    """Approve a proposal as a validator; it executes when the quorum is reached."""
-    deployment = load_deployment(deployment_path)
-    registry = deployment.registry_client()
-    registry.approve(deployment.signer(org, keystore), proposal_id)
-    _report(registry, proposal_id, as_json, deployment)
+def _proposal_step(name: str, doc: str) -> click.Command:
+    """Build ``dpki approve`` / ``dpki execute``: one validator transaction on a proposal."""
+
+    @click.command(name=name, help=doc)
+    @click.argument("proposal_id", type=int)
+    @as_option
+    @keystore_option
+    @deployment_option
+    @json_option
+    def command(
+        proposal_id: int,
+        org: str,
+        keystore: Path | None,
+        deployment_path: Path | None,
+        as_json: bool,
+    ) -> None:
+        deployment = load_deployment(deployment_path)
+        registry = deployment.registry_client()
+        registry.send(deployment.signer(org, keystore), name, proposal_id)
+        _report(registry, proposal_id, as_json, deployment)
+
+    return command
 
 
-COMMANDS: list[click.Command] = [members, proposals, propose, approve]
+approve = _proposal_step(
+    "approve", "Approve a proposal as a validator; it executes when the quorum is reached."
+)
+execute = _proposal_step(
+    "execute", "Execute a proposal that has its quorum after the threshold was lowered."
+)
+
+COMMANDS: list[click.Command] = [members, proposals, propose, approve, execute]
