@@ -39,8 +39,20 @@ def test_members_lists_the_ledger(net: Deployment) -> None:
 
 def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_path: Path) -> None:
     newcomer = dev_account(7).address
-    opened = _json(run_cli("propose", "add-member", newcomer, "Service D", "--roles",
-                           "submitter", "--as", VENDOR, "--json", deployment=net))  # fmt: skip
+    opened = _json(
+        run_cli(
+            "propose",
+            "add-member",
+            newcomer,
+            "Service D",
+            "--roles",
+            "submitter",
+            "--as",
+            VENDOR,
+            "--json",
+            deployment=net,
+        )
+    )
     assert opened["executed"] is False and opened["approvals"] == 1
     # the proposer approving again is refused with the contract's error, not a traceback
     again = run_cli("approve", str(opened["id"]), "--as", VENDOR, deployment=net)
@@ -64,8 +76,19 @@ def test_quorum_revokes_a_certificate_its_submitter_keeps(net: Deployment) -> No
     cid = hashlib.sha256(device.der).digest()
     for i in (1, 2):
         registry.endorse(dev_account(i), cid)
-    opened = _json(run_cli("propose", "revoke", cid.hex(), "--reason", "cACompromise",
-                           "--as", OPERATOR, "--json", deployment=net))  # fmt: skip
+    opened = _json(
+        run_cli(
+            "propose",
+            "revoke",
+            cid.hex(),
+            "--reason",
+            "cACompromise",
+            "--as",
+            OPERATOR,
+            "--json",
+            deployment=net,
+        )
+    )
     assert registry.status_of(cid).status is Status.ACTIVE  # one validator is not a quorum
     _json(run_cli("approve", str(opened["id"]), "--as", CA, "--json", deployment=net))
     record = registry.status_of(cid)
