@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap demo test test-fast bench lint build clean
+.PHONY: bootstrap demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -44,6 +44,14 @@ lint: bootstrap
 
 build: bootstrap
 	$(BIN)/dpki build
+
+# ape with the npm solc registered as solc-v0.8.30 in a private solcx folder and tools/ first
+# on PATH (tools/anvil adds --prune-history); tests/test_toolchain.py does the same.
+APE_ENV = SOLCX_BINARY_PATH=$(CURDIR)/.build/solcx APE_DATA_FOLDER=$(CURDIR)/.build/ape PATH=$(CURDIR)/tools:$$PATH
+ape-test: bootstrap
+	mkdir -p .build/solcx && ln -sf $(CURDIR)/tools/solcjs .build/solcx/solc-v0.8.30
+	$(APE_ENV) $(BIN)/ape compile
+	$(APE_ENV) $(BIN)/ape test tests/ape -o addopts= --network ethereum:local:foundry
 
 clean:
 	rm -rf $(VENV) node_modules .dpki .build .pytest_cache
