@@ -191,17 +191,17 @@ def run_demo(
             f"all {devices} active in {report.timings['provision']:.2f} s"
         )
 
-        bad_run = subprocess.run(
-            _dpki("submit", str(bad_file), "--as", vendor, "--skip-check", "--json"),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if bad_run.returncode not in (0, 1):
-            raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
         bad_id = bytes.fromhex(bad.certificate.fingerprint(_sha256()).hex())
         with _timed(report, "reject"):
+            bad_run = subprocess.run(
+                _dpki("submit", str(bad_file), "--as", vendor, "--skip-check", "--json"),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if bad_run.returncode not in (0, 1):
+                raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
             _wait_for(registry, [bad_id], Status.REJECTED, 120, "impostor certificate")
         record = registry.status_of(bad_id)
         from dpki.policy import code_name

@@ -43,7 +43,7 @@ def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
         f"  submit -> all active    {t['provision']:8.2f} s"
         f"  ({devices / t['provision']:.0f} certificates/s)"
     )
-    click.echo(f"  impostor rejected in    {t['reject']:8.2f} s")
+    click.echo(f"  impostor submit->reject {t['reject']:8.2f} s")
     click.echo(f"  relying-party check     {t['authenticate_view_call'] * 1000:8.2f} ms")
     click.echo("  gas during provisioning:")
     for who, gas in report.gas.items():
