@@ -15,6 +15,7 @@ from dpki.commands import chain as _chain
 from dpki.commands import check as _check
 from dpki.commands import demo as _demo
 from dpki.commands import governance as _governance
+from dpki.commands import inquiry as _inquiry
 from dpki.commands import lifecycle as _lifecycle
 from dpki.commands import validator as _validator
 from dpki.errors import DpkiError
@@ -49,5 +50,6 @@ for _command in [
     *_validator.COMMANDS,
     *_governance.COMMANDS,
     *_demo.COMMANDS,
+    *_inquiry.COMMANDS,
 ]:
     main.add_command(_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -90,3 +91,19 @@ def fake_submission(
         key_hash=hashlib.sha256(b"key" + material).digest(),
         org_hash=hashlib.sha256(b"Vendor A").digest(),
     )
+
+
+@pytest.fixture(scope="module")
+def node(
+    anvil: Devnet,
+    _deployed: tuple[str, int],
+    accounts: list[LocalAccount],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """Serve an index of devices in every state (an inquiry node) for the whole module."""
+    from inquiry_helpers import inquiry_node  # it imports this module
+
+    with inquiry_node(
+        anvil.rpc_url, _deployed[0], _deployed[1], accounts, tmp_path_factory.mktemp("node")
+    ) as n:
+        yield n

@@ -1,0 +1,224 @@
+"""Follow the registry's events into the index: batched, checkpointed, resumable, reorg-safe.
+
+Each step reads one block range ``[checkpoint + 1, min(head - confirmations, ...)]`` with one
+``eth_getLogs``, fetches the headers of the blocks those events are in (one JSON-RPC batch),
+and commits the rows and the new checkpoint in one database transaction. A crash loses at
+most the range in flight, which the next run reads again: nothing is lost or doubled.
+
+Before each step the checkpoint's block hash is compared with the chain's. A block hash
+commits to all its ancestors, so a reorganization below the checkpoint always shows up
+there; the indexer then walks back through the hashes it kept to the newest block still on
+the chain, drops every row from later blocks, rebuilds the touched certificates from their
+surviving events and reads forward again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from dpki.errors import ChainError, RpcUnavailable
+from dpki.registry import Event, Registry
+from dpki.store import BlockRef, Store
+
+__all__ = ["Indexer", "StepResult"]
+
+log = logging.getLogger("dpki.indexer")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: the range read, the events applied, a rollback if any."""
+
+    from_block: int
+    to_block: int
+    events: int
+    head: int
+    rolled_back_to: int | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Say whether there was nothing to read."""
+        return self.to_block < self.from_block and self.rolled_back_to is None
+
+
+class _Inconsistent(Exception):
+    """The chain changed while a range was being read; read it again."""
+
+
+class Indexer:
+    """Mirror ``registry`` into ``store`` from ``deploy_block`` on."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        deploy_block: int,
+        *,
+        confirmations: int = 0,
+        batch_blocks: int = 5_000,
+    ) -> None:
+        if confirmations < 0:
+            raise ValueError(f"confirmations must be >= 0, got {confirmations}")
+        self.registry = registry
+        self.store = store
+        self.deploy_block = deploy_block
+        self.confirmations = confirmations
+        self.batch_blocks = batch_blocks
+        self._session = requests.Session()
+        self._rpc_url = registry.rpc_url
+        store.bind_registry(registry.chain_id, registry.address, deploy_block)
+
+    # ------------------------------------------------------------------ chain reads
+
+    def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Send JSON-RPC calls in one batch; return their results in order."""
+        if not calls:
+            return []
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        try:
+            response = self._session.post(self._rpc_url, json=payload, timeout=60)
+            body = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise RpcUnavailable(f"the ledger at {self._rpc_url} did not answer: {exc}") from None
+        if not isinstance(body, list):  # a node without batches: one by one
+            return (
+                [self._rpc_batch([c])[0] for c in calls]
+                if len(calls) > 1
+                else [_result(body, calls[0][0])]
+            )
+        by_id = {int(r["id"]): r for r in body}
+        return [_result(by_id[i], calls[i][0]) for i in range(len(calls))]
+
+    def headers(self, numbers: Iterable[int]) -> dict[int, BlockRef | None]:
+        """Return the chain's current header (hash, time) for each block number (None: none)."""
+        wanted = sorted(set(numbers))
+        out: dict[int, BlockRef | None] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            results = self._rpc_batch([("eth_getBlockByNumber", [hex(n), False]) for n in part])
+            for n, block in zip(part, results, strict=True):
+                out[n] = (
+                    None
+                    if block is None
+                    else BlockRef(n, block["hash"][2:].lower(), int(block["timestamp"], 16))
+                )
+        return out
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self) -> StepResult:
+        """Check for a reorganization, then index the next block range (may be empty)."""
+        head = self.registry.block_number()
+        checkpoint = self.store.checkpoint()
+        if checkpoint is not None:
+            current = self.headers([checkpoint.number])[checkpoint.number]
+            if current is None or current.hash != checkpoint.hash:
+                ancestor = self._fork_point()
+                dropped = self.store.rollback_to(ancestor, self.deploy_block)
+                back_to = ancestor.number if ancestor else self.deploy_block - 1
+                log.warning(
+                    "chain reorganized below block %d: dropped %d events after block %d",
+                    checkpoint.number,
+                    dropped,
+                    back_to,
+                )
+                return StepResult(back_to + 1, back_to, 0, head, rolled_back_to=back_to)
+        start = checkpoint.number + 1 if checkpoint else self.deploy_block
+        end = min(head - self.confirmations, start + self.batch_blocks - 1)
+        if end < start:
+            return StepResult(start, end, 0, head)
+        for _attempt in range(5):
+            try:
+                count = self._read_range(start, end)
+                return StepResult(start, end, count, head)
+            except _Inconsistent:
+                time.sleep(0.05)
+        raise ChainError(f"the chain kept changing while blocks {start}..{end} were read")
+
+    def _read_range(self, start: int, end: int) -> int:
+        events = self._events(start, end)
+        numbers = {e.block_number for e in events} | {end}
+        blocks = self.headers(numbers)
+        for e in events:  # the logs and the headers must come from the same chain
+            block = blocks.get(e.block_number)
+            if block is None or block.hash != e.block_hash.hex():
+                raise _Inconsistent
+        last = blocks[end]
+        if last is None:
+            raise _Inconsistent
+        known = {n: b for n, b in blocks.items() if b is not None}
+        return self.store.commit_range(events, known, last)
+
+    def _events(self, start: int, end: int) -> list[Event]:
+        """Read events, halving the range when the node refuses one that is too large."""
+        try:
+            return self.registry.events(start, end)
+        except RpcUnavailable:
+            raise
+        except ChainError:
+            if end == start:
+                raise
+            middle = (start + end) // 2
+            return self._events(start, middle) + self._events(middle + 1, end)
+
+    def _fork_point(self) -> BlockRef | None:
+        """Return the newest indexed block that is still on the chain (None: none is)."""
+        recent = self.store.recent_blocks(256)
+        current = self.headers(b.number for b in recent)
+        for block in recent:  # newest first
+            now = current.get(block.number)
+            if now is not None and now.hash == block.hash:
+                return block
+        return None
+
+    # ------------------------------------------------------------------ loops
+
+    def catch_up(self, progress: Callable[[StepResult], None] | None = None) -> int:
+        """Index until the checkpoint reaches head - confirmations; return events applied."""
+        total = 0
+        while True:
+            result = self.step()
+            total += result.events
+            if progress:
+                progress(result)
+            if result.idle:
+                return total
+
+    def run(
+        self,
+        *,
+        poll: float = 1.0,
+        stop: threading.Event | None = None,
+        progress: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        """Follow the chain until ``stop`` is set, retrying when the ledger is unreachable."""
+        stop = stop or threading.Event()
+        delay = poll
+        while not stop.is_set():
+            try:
+                result = self.step()
+            except RpcUnavailable as exc:
+                log.warning("%s; retrying in %.0f s", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = poll
+            if progress:
+                progress(result)
+            if result.idle:
+                stop.wait(poll)
+
+
+def _result(response: dict[str, Any], method: str) -> Any:
+    if "error" in response:
+        raise ChainError(f"{method} failed: {response['error'].get('message')}")
+    return response.get("result")

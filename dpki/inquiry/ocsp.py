@@ -1,0 +1,347 @@
+"""An RFC 6960 OCSP responder over the index, with RFC 5019 pre-produced responses.
+
+Certificates are found by what OCSP clients send: the hash algorithm, the issuer name hash,
+the issuer key hash and the serial number (for a self-signed certificate the issuer is the
+certificate itself). Answers:
+
+* active -> ``good``;
+* suspended -> ``revoked`` with reason certificateHold;
+* revoked -> ``revoked`` with the ledger's RFC 5280 reason and the block time of the change;
+* superseded (renewed) -> ``revoked`` with reason superseded;
+* rejected by the validators -> ``revoked`` (no reason: it was never accepted);
+* pending, or not in the index -> ``unknown``.
+
+A response to a request without a nonce is signed once and served from memory until the
+certificate's status changes or half its validity has passed (RFC 6960 2.5, RFC 5019); a
+request with a nonce gets a freshly signed response that echoes it. A request that does not
+decode gets the malformedRequest response, never an HTTP error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dpki.errors import ConfigError
+from dpki.registry import Status
+from dpki.store import Store
+
+__all__ = [
+    "MALFORMED",
+    "CertState",
+    "OcspResponder",
+    "ResponderIdentity",
+    "StatusIndex",
+    "load_or_create_identity",
+]
+
+log = logging.getLogger("dpki.inquiry.ocsp")
+
+MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+).public_bytes(serialization.Encoding.DER)
+INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.INTERNAL_ERROR
+).public_bytes(serialization.Encoding.DER)
+
+_REASONS = {
+    1: x509.ReasonFlags.key_compromise,
+    2: x509.ReasonFlags.ca_compromise,
+    3: x509.ReasonFlags.affiliation_changed,
+    4: x509.ReasonFlags.superseded,
+    5: x509.ReasonFlags.cessation_of_operation,
+    6: x509.ReasonFlags.certificate_hold,
+    8: x509.ReasonFlags.remove_from_crl,
+    9: x509.ReasonFlags.privilege_withdrawn,
+    10: x509.ReasonFlags.aa_compromise,
+}
+_MAX_CACHE = 200_000
+
+
+@dataclass(frozen=True)
+class ResponderIdentity:
+    """The responder's signing key and certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    key_path: Path
+    cert_path: Path
+
+    @property
+    def pem(self) -> bytes:
+        """Return the certificate as PEM."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def load_or_create_identity(
+    key_path: Path, cert_path: Path, *, organization: str | None = None, days: int = 825
+) -> ResponderIdentity:
+    """Load the responder key and certificate, or create both on first start (P-256)."""
+    if key_path.exists() != cert_path.exists():
+        raise ConfigError(
+            f"got only one of {key_path} and {cert_path}; want both responder files or neither"
+        )
+    if not key_path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, "DPKI OCSP responder")]
+        if organization:
+            attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        name = x509.Name(attrs)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False
+            )
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        log.info("created OCSP responder key %s and certificate %s", key_path, cert_path)
+    try:
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the responder key/certificate: {exc}") from None
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{key_path}: want an EC private key, got {type(loaded).__name__}")
+    if loaded.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise ConfigError(f"{cert_path} does not hold the public key of {key_path}")
+    _check_policy(cert, cert_path)
+    return ResponderIdentity(loaded, cert, key_path, cert_path)
+
+
+def _check_policy(cert: x509.Certificate, path: Path) -> None:
+    """Refuse a responder certificate the consortium policy would not accept."""
+    from dpki.policy import evaluate
+
+    verdict = evaluate(cert, organization=None, at=dt.datetime.now(dt.UTC))
+    if not verdict.ok:
+        found = "; ".join(f"{v.code}: {v.message}" for v in verdict.violations)
+        raise ConfigError(f"{path}: the responder certificate breaks the policy ({found})")
+
+
+@dataclass(frozen=True)
+class CertState:
+    """What the responder and the status endpoint need of one certificate."""
+
+    cert_id: str
+    serial: int | None
+    status: int
+    reason: int
+    updated_at: int
+    not_before: int
+    not_after: int
+
+
+class StatusIndex:
+    """An in-memory map of the index's certificates, refreshed when the index changes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.by_id: dict[str, CertState] = {}
+        self.by_hash: dict[tuple[str, bytes, int], list[tuple[bytes | None, CertState]]] = {}
+        self._generation: str | None = None
+        self._revision = 0
+        self._lock = threading.Lock()
+        self.refreshed_at = 0.0
+
+    def refresh(self) -> set[str] | None:
+        """Reload what changed; return changed ids (None: everything changed)."""
+        generation = self.store.generation()
+        if generation == self._generation:
+            self.refreshed_at = time.time()
+            return set()
+        reorgs = generation.split(":")[1]
+        full = self._generation is None or self._generation.split(":")[1] != reorgs
+        rows = self.store.ocsp_rows(0 if full else self._revision)
+        with self._lock:
+            if full:
+                self.by_id, self.by_hash = {}, {}
+            for r in rows:
+                self._put(r)
+            self._revision = max([self._revision, *(r["revision"] for r in rows)])
+            self._generation = generation
+        self.refreshed_at = time.time()
+        return None if full else {r["id"] for r in rows}
+
+    def _put(self, r: dict[str, Any]) -> None:
+        state = CertState(
+            cert_id=r["id"],
+            serial=int(r["serial"], 16) if r["serial"] else None,
+            status=r["status"],
+            reason=r["reason"],
+            updated_at=r["updated_at"],
+            not_before=r["not_before"],
+            not_after=r["not_after"],
+        )
+        self.by_id[state.cert_id] = state
+        if state.serial is None:
+            return
+        for alg, name_col, key_col in (
+            ("sha1", "issuer_name_sha1", "issuer_key_sha1"),
+            ("sha256", "issuer_name_sha256", "issuer_key_sha256"),
+        ):
+            key = (alg, bytes.fromhex(r[name_col]), state.serial)
+            entries = [e for e in self.by_hash.get(key, []) if e[1].cert_id != state.cert_id]
+            issuer_key = bytes.fromhex(r[key_col]) if r[key_col] else None
+            entries.append((issuer_key, state))
+            self.by_hash[key] = entries
+
+    def find(self, alg: str, name_hash: bytes, key_hash: bytes, serial: int) -> CertState | None:
+        """Return the certificate an OCSP CertID names, or None."""
+        entries = self.by_hash.get((alg, name_hash, serial), [])
+        exact = [s for k, s in entries if k == key_hash]
+        loose = [s for k, s in entries if k is None]  # issuer not in the index: name + serial
+        found = exact or loose
+        if not found:
+            return None
+        # several submissions with the same issuer and serial: the latest change decides
+        return max(found, key=lambda s: s.updated_at)
+
+
+class OcspResponder:
+    """Answer DER OCSP requests from a :class:`StatusIndex`, signing with ``identity``."""
+
+    def __init__(
+        self, index: StatusIndex, identity: ResponderIdentity, *, validity: int = 600
+    ) -> None:
+        self.index = index
+        self.identity = identity
+        self.validity = validity
+        # request DER -> (response DER, certificate id or None, re-sign after)
+        self._cache: dict[bytes, tuple[bytes, str | None, float]] = {}
+
+    def refresh(self) -> None:
+        """Pick up index changes and forget the cached responses they make stale."""
+        changed = self.index.refresh()
+        if changed is None:
+            self._cache = {}
+        elif changed:
+            self._cache = {
+                k: v for k, v in self._cache.items() if v[1] is not None and v[1] not in changed
+            }
+
+    def respond(self, request_der: bytes) -> bytes:
+        """Return the DER OCSP response for a DER request (never raises)."""
+        cached = self._cache.get(request_der)
+        if cached is not None and cached[2] > time.time():
+            return cached[0]
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm
+            name_hash = request.issuer_name_hash
+            key_hash = request.issuer_key_hash
+            serial = request.serial_number
+            nonce = None
+            for ext in request.extensions:
+                if isinstance(ext.value, x509.OCSPNonce):
+                    nonce = ext.value.nonce
+        except Exception:  # whatever does not decode as RFC 6960 says
+            return MALFORMED
+        if algorithm.name not in ("sha1", "sha256"):
+            return MALFORMED
+        try:
+            state = self.index.find(algorithm.name, name_hash, key_hash, serial)
+            now = time.time()
+            response = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
+        except Exception:
+            log.exception("cannot build an OCSP response")
+            return INTERNAL_ERROR
+        if nonce is None:
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            self._cache[request_der] = (
+                response,
+                state.cert_id if state else None,
+                now + self.validity / 2,
+            )
+        return response
+
+    def max_age(self) -> int:
+        """Return how long a cached (nonce-less) response stays fresh for HTTP caches."""
+        return self.validity // 2
+
+    def _sign(
+        self,
+        algorithm: hashes.HashAlgorithm,
+        name_hash: bytes,
+        key_hash: bytes,
+        serial: int,
+        state: CertState | None,
+        nonce: bytes | None,
+        now: float,
+    ) -> bytes:
+        this_update = dt.datetime.fromtimestamp(int(now), dt.UTC)
+        next_update = this_update + dt.timedelta(seconds=self.validity)
+        revoked_at: dt.datetime | None = None
+        reason: x509.ReasonFlags | None = None
+        if state is None or state.status in (Status.PENDING, Status.NONE):
+            cert_status = ocsp.OCSPCertStatus.UNKNOWN
+        elif state.status == Status.ACTIVE:
+            cert_status = ocsp.OCSPCertStatus.GOOD
+        else:
+            cert_status = ocsp.OCSPCertStatus.REVOKED
+            revoked_at = dt.datetime.fromtimestamp(state.updated_at, dt.UTC)
+            if state.status == Status.SUSPENDED:
+                reason = x509.ReasonFlags.certificate_hold
+            elif state.status == Status.SUPERSEDED:
+                reason = x509.ReasonFlags.superseded
+            elif state.status == Status.REVOKED:
+                reason = _REASONS.get(state.reason)
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                name_hash,
+                key_hash,
+                serial,
+                algorithm,
+                cert_status,
+                this_update,
+                next_update,
+                revoked_at,
+                reason,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.identity.certificate)
+            .certificates([self.identity.certificate])
+        )
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        return builder.sign(self.identity.key, hashes.SHA256()).public_bytes(
+            serialization.Encoding.DER
+        )

@@ -1,0 +1,211 @@
+"""Helpers shared by the inquiry-node tests: index databases, devices on the ledger, servers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from conftest import rpc
+from eth_account.signers.local import LocalAccount
+
+from dpki.devices import Device, make_device
+from dpki.indexer import Indexer
+from dpki.provision import submission_for
+from dpki.registry import Registry, connect
+from dpki.store import Store
+from dpki.x509 import load_facts
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parent.parent
+DPKI = [sys.executable, "-m", "dpki"]
+
+
+def pg_available() -> bool:
+    """Say whether the test PostgreSQL answers."""
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@contextmanager
+def database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """Yield a fresh, empty index database URL (SQLite file, or a PostgreSQL database)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.sqlite'}"
+        return
+    if not pg_available():  # a failure, not a skip: CI (.ci/run) starts it
+        pytest.fail("PostgreSQL on 127.0.0.1:5432 is not running (`bash .ci/run` starts it)")
+    name = f"dpki_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def put_on_ledger(
+    registry: Registry,
+    accounts: list[LocalAccount],
+    device: Device,
+    *,
+    endorse: int = 2,
+    submitter: int = 0,
+) -> bytes:
+    """Submit a device certificate and have ``endorse`` other validators endorse it."""
+    facts = load_facts(device.der)[0]
+    receipt = registry.submit(accounts[submitter], submission_for(facts))
+    cert_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
+    others = [i for i in range(3) if i != submitter]
+    for i in others[:endorse]:
+        registry.endorse(accounts[i], cert_id)
+    return cert_id
+
+
+def devices(count: int, org: str = "Vendor A") -> list[Device]:
+    """Mint ``count`` demo device certificates of ``org``."""
+    return [_device(org, f"SN{uuid.uuid4().hex[:10]}") for _ in range(count)]
+
+
+def _device(org: str, serial: str) -> Device:
+    """Mint a device certificate valid from an hour ago (chain time may trail wall time)."""
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    return make_device(org, serial, not_before=start)
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(args: list[str], port: int, cwd: Path, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``dpki serve ARGS --port PORT`` in a subprocess; yield its base URL; stop it."""
+    log = (cwd / f"serve-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [*DPKI, "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError((cwd / f"serve-{port}.log").read_text())
+            try:
+                if requests.get(base + "/healthz", timeout=1).status_code in (200, 503):
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("dpki serve did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@dataclass
+class Node:
+    """An inquiry node over a fresh index of devices in known states, served by `dpki serve`."""
+
+    url: str
+    dir: Path
+    db_url: str
+    deployment: Path
+    registry: Registry
+    indexer: Indexer
+    accounts: list[LocalAccount]
+    devices: dict[str, Device]
+    ids: dict[str, bytes]
+
+    def pem(self, name: str) -> Path:
+        """Return the PEM file of a device."""
+        return self.dir / f"{name}.pem"
+
+    def reindex(self, wait_for: Callable[[], bool] | None = None) -> None:
+        """Catch the index up, then wait until the server shows it."""
+        self.indexer.catch_up()
+        if wait_for is not None:
+            deadline = time.monotonic() + 10
+            while not wait_for():
+                assert time.monotonic() < deadline, "the server did not pick up the change"
+                time.sleep(0.1)
+
+
+STATES = ("good", "revoked", "suspended", "pending", "rejected", "spare")
+
+
+@contextmanager
+def inquiry_node(
+    rpc_url: str, address: str, deploy_block: int, accounts: list[LocalAccount], tmp: Path
+) -> Iterator[Node]:
+    """Put devices in every state on the ledger, index them, serve; revert the chain after."""
+    snapshot = rpc(rpc_url, "evm_snapshot")
+    registry = Registry(connect(rpc_url), address)
+    made = {name: _device("Vendor A", f"{name}-{uuid.uuid4().hex[:8]}") for name in STATES}
+    made["unknown"] = _device("Vendor A", "never-submitted")
+    ids = {
+        "good": put_on_ledger(registry, accounts, made["good"]),
+        "revoked": put_on_ledger(registry, accounts, made["revoked"]),
+        "suspended": put_on_ledger(registry, accounts, made["suspended"]),
+        "pending": put_on_ledger(registry, accounts, made["pending"], endorse=1),
+        "rejected": put_on_ledger(registry, accounts, made["rejected"], endorse=0),
+        "spare": put_on_ledger(registry, accounts, made["spare"]),
+    }
+    registry.revoke(accounts[0], ids["revoked"], 1)
+    registry.suspend(accounts[0], ids["suspended"])
+    registry.reject(accounts[1], ids["rejected"], 3)
+    registry.reject(accounts[2], ids["rejected"], 3)
+    for name, device in made.items():
+        (tmp / f"{name}.pem").write_bytes(device.pem)
+        (tmp / f"{name}.key").write_bytes(device.key_pem())
+    deployment = tmp / "deployment.json"
+    deployment.write_text(
+        json.dumps(
+            {
+                "rpc_url": rpc_url,
+                "chain_id": registry.chain_id,
+                "registry": address,
+                "deploy_block": deploy_block,
+                "members": [],
+            }
+        )
+    )
+    db_url = f"sqlite:///{tmp / 'index.sqlite'}"
+    store = Store(db_url)
+    indexer = Indexer(registry, store, deploy_block)
+    indexer.catch_up()
+    port = free_port()
+    try:
+        with served(["--db", db_url, "--deployment", str(deployment)], port, tmp) as url:
+            yield Node(url, tmp, db_url, deployment, registry, indexer, accounts, made, ids)
+    finally:
+        store.close()
+        assert rpc(rpc_url, "evm_revert", snapshot) is True

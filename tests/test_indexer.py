@@ -1,0 +1,201 @@
+"""The indexer against SQLite and PostgreSQL: mirror, resume after a crash, reorganizations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import rpc
+from eth_account.signers.local import LocalAccount
+from inquiry_helpers import database, devices, put_on_ledger
+
+from dpki.indexer import Indexer
+from dpki.provision import submission_for
+from dpki.registry import Registry, Status
+from dpki.store import Store
+from dpki.x509 import load_facts
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Yield a fresh index on SQLite or PostgreSQL."""
+    with database(request.param, tmp_path) as url:
+        s = Store(url)
+        yield s
+        s.close()
+
+
+def _lifecycle(registry: Registry, accounts: list[LocalAccount]) -> dict[str, bytes]:
+    """Put five devices on the ledger in five different end states."""
+    d = devices(5)
+    ids = {
+        "active": put_on_ledger(registry, accounts, d[0]),
+        "revoked": put_on_ledger(registry, accounts, d[1]),
+        "suspended": put_on_ledger(registry, accounts, d[2]),
+        "pending": put_on_ledger(registry, accounts, d[3], endorse=1),
+        "rejected": put_on_ledger(registry, accounts, d[4], endorse=0),
+    }
+    registry.revoke(accounts[0], ids["revoked"], 1)
+    registry.suspend(accounts[0], ids["suspended"])
+    registry.reject(accounts[1], ids["rejected"], 3)
+    registry.reject(accounts[2], ids["rejected"], 3)
+    return ids
+
+
+def _assert_mirrors(store: Store, registry: Registry) -> None:
+    """Check every certificate row against the ledger's own view."""
+    for cid in store.all_ids():
+        row = store.certificate(cid)
+        assert row is not None
+        chain = registry.status_of(cid)
+        assert (row["status"], row["reason"]) == (int(chain.status), chain.reason), cid
+        assert (row["endorsements"], row["rejections"]) == (chain.endorsements, chain.rejections)
+        assert {v["validator"] for v in store.votes(cid) if v["kind"] == "endorsed"} == set(
+            registry.endorsers_of(cid)
+        )
+
+
+def test_mirrors_members_certificates_votes_and_history(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, store: Store
+) -> None:
+    ids = _lifecycle(registry, accounts)
+    indexer = Indexer(registry, store, deploy_block)
+    events = indexer.catch_up()
+    assert events == len(registry.events(deploy_block)) == store.event_count()
+    assert store.all_ids() == {c.hex() for c in ids.values()}
+    _assert_mirrors(store, registry)
+    assert [m["organization"] for m in store.members()] == ["Vendor A", "Operator B", "CA C"]
+    row = store.certificate(ids["revoked"].hex())
+    assert row is not None and row["organization"] == "Vendor A" and row["der"]
+    assert row["issuer_key_sha1"] == row["key_sha1"]  # self-signed: its own key
+    steps = [(h["event"], Status(h["status"]).label) for h in store.history(ids["revoked"].hex())]
+    assert steps == [("submitted", "pending"), ("endorsed", "active"), ("revoked", "revoked")]
+    assert all(h["block_hash"] and h["timestamp"] > 0 for h in store.history(ids["revoked"].hex()))
+    assert store.counts() == {s: 1 for s in ids}
+    assert indexer.catch_up() == 0  # nothing new, nothing doubled
+    assert store.event_count() == events
+
+
+def test_resumes_after_a_crash_with_nothing_lost_or_doubled(
+    registry: Registry,
+    accounts: list[LocalAccount],
+    deploy_block: int,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _lifecycle(registry, accounts)
+    total = len(registry.events(deploy_block))
+    crashing = Indexer(registry, store, deploy_block, batch_blocks=3)
+    real = Store._write_rows
+    calls = {"n": 0}
+
+    def crash_on_fourth(db: sa.Connection, rows: dict) -> None:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("power cut")  # mid-transaction, after the event rows
+        real(db, rows)
+
+    monkeypatch.setattr(Store, "_write_rows", staticmethod(crash_on_fourth))
+    with pytest.raises(KeyboardInterrupt):
+        crashing.catch_up()
+    partial = store.checkpoint()
+    assert partial is not None and store.event_count() < total
+    monkeypatch.setattr(Store, "_write_rows", staticmethod(real))
+    resumed = Indexer(registry, Store(store.url), deploy_block, batch_blocks=3)
+    resumed.catch_up()
+    assert store.event_count() == total
+    _assert_mirrors(store, registry)
+
+
+def test_confirmations_hold_back_the_newest_blocks(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, store: Store
+) -> None:
+    cid = put_on_ledger(registry, accounts, devices(1)[0])
+    indexer = Indexer(registry, store, deploy_block, confirmations=2)
+    indexer.catch_up()
+    row = store.certificate(cid.hex())
+    assert row is not None and row["status"] == Status.PENDING  # the activation is 1 deep
+    rpc(registry.rpc_url, "evm_mine")
+    rpc(registry.rpc_url, "evm_mine")
+    indexer.catch_up()
+    row = store.certificate(cid.hex())
+    assert row is not None and row["status"] == Status.ACTIVE
+
+
+def test_reorg_drops_rows_from_abandoned_blocks(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, store: Store
+) -> None:
+    keep, fork = devices(2)
+    keep_id = put_on_ledger(registry, accounts, keep)
+    fork_id = put_on_ledger(registry, accounts, fork)
+    snapshot = rpc(registry.rpc_url, "evm_snapshot")
+    registry.revoke(accounts[0], fork_id, 1)
+    doomed = put_on_ledger(registry, accounts, devices(1)[0], endorse=1)
+    indexer = Indexer(registry, store, deploy_block)
+    indexer.catch_up()
+    assert store.certificate(doomed.hex()) is not None
+    abandoned = {b.number: b.hash for b in store.recent_blocks()}
+
+    assert rpc(registry.rpc_url, "evm_revert", snapshot) is True  # the other branch wins
+    fresh = Registry(registry.w3, registry.address)
+    fresh.suspend(accounts[0], fork_id)
+    for _ in range(4):  # longer than the abandoned branch
+        rpc(registry.rpc_url, "evm_mine")
+
+    result = indexer.step()
+    assert result.rolled_back_to is not None
+    indexer.catch_up()
+    assert store.certificate(doomed.hex()) is None
+    row = store.certificate(fork_id.hex())
+    assert row is not None and row["status"] == Status.SUSPENDED
+    assert [h["event"] for h in store.history(fork_id.hex())] == [
+        "submitted",
+        "endorsed",
+        "suspended",
+    ]
+    assert store.certificate(keep_id.hex())["status"] == Status.ACTIVE  # type: ignore[index]
+    kept = store.recent_blocks()
+    current = indexer.headers(b.number for b in kept)
+    assert all(current[b.number].hash == b.hash for b in kept)  # type: ignore[union-attr]
+    assert any(abandoned.get(b.number) not in (None, b.hash) for b in kept)
+    _assert_mirrors(store, fresh)
+    assert store.event_count() == len(fresh.events(deploy_block))
+
+
+def test_renewal_links_both_certificates_when_it_activates(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, store: Store
+) -> None:
+    old, new = devices(2)
+    old_id = put_on_ledger(registry, accounts, old)
+    receipt = registry.renew(accounts[0], old_id, submission_for(load_facts(new.der)[0]))
+    new_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
+    indexer = Indexer(registry, store, deploy_block)
+    indexer.catch_up()
+    before = store.certificate(old_id.hex())
+    assert before is not None and before["status"] == Status.ACTIVE
+    assert before["replaced_by"] is None  # a pending renewal replaces nothing yet
+    assert store.certificate(new_id.hex())["replaces"] == old_id.hex()  # type: ignore[index]
+
+    snapshot = rpc(registry.rpc_url, "evm_snapshot")
+    registry.endorse(accounts[1], new_id)
+    registry.endorse(accounts[2], new_id)
+    indexer.catch_up()
+    after = store.certificate(old_id.hex())
+    assert after is not None and after["status"] == Status.SUPERSEDED
+    assert after["replaced_by"] == new_id.hex() == registry.replaced_by(old_id).hex()  # type: ignore[union-attr]
+    _assert_mirrors(store, registry)
+
+    # the activation is abandoned: the old certificate is active again and replaced by nothing
+    assert rpc(registry.rpc_url, "evm_revert", snapshot) is True
+    for _ in range(3):
+        rpc(registry.rpc_url, "evm_mine")
+    indexer.catch_up()
+    again = store.certificate(old_id.hex())
+    assert again is not None and again["status"] == Status.ACTIVE and again["replaced_by"] is None
+    fresh = Registry(registry.w3, registry.address)  # nonces from the chain, not the old branch
+    fresh.endorse(accounts[1], new_id)
+    fresh.endorse(accounts[2], new_id)
+    indexer.catch_up()
+    assert store.certificate(old_id.hex())["replaced_by"] == new_id.hex()  # type: ignore[index]

@@ -1,0 +1,129 @@
+"""The inquiry node's JSON API, health and web page, served by `dpki serve`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from conftest import rpc
+from inquiry_helpers import Node
+
+
+def get(node: Node, path: str, **params: object) -> requests.Response:
+    """GET a path of the node."""
+    return requests.get(node.url + path, params=params, timeout=10, allow_redirects=False)
+
+
+def test_certificate_record_has_votes_history_and_pem(node: Node) -> None:
+    cid = node.ids["revoked"].hex()
+    body = get(node, f"/certificates/{cid}").json()
+    assert body["id"] == cid and body["status"] == "revoked" and body["reason"] == "keyCompromise"
+    assert body["valid"] is False and body["organization"] == "Vendor A"
+    assert {e["organization"] for e in body["endorsers"]} == {"Operator B", "CA C"}
+    assert [h["event"] for h in body["history"]] == ["submitted", "endorsed", "revoked"]
+    assert all(h["block_hash"].startswith("0x") for h in body["history"])
+    assert body["pem"].encode() == node.devices["revoked"].pem
+    assert get(node, f"/certificates/0x{cid.upper()}").json()["id"] == cid
+
+
+def test_status_endpoint(node: Node) -> None:
+    good = get(node, f"/status/{node.ids['good'].hex()}").json()
+    assert (good["status"], good["valid"], good["reason"]) == ("active", True, None)
+    held = get(node, f"/status/{node.ids['suspended'].hex()}").json()
+    assert (held["status"], held["valid"], held["reason"]) == (
+        "suspended",
+        False,
+        "certificateHold",
+    )
+    rejected = get(node, f"/status/{node.ids['rejected'].hex()}").json()
+    assert rejected["status"] == "rejected" and rejected["reason"]  # the policy code's name
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/certificates/xyz", 400),
+        ("/certificates/" + "0" * 63, 400),
+        ("/status/not-an-id", 400),
+        ("/certificates/" + "ab" * 32, 404),
+        ("/status/" + "ab" * 32, 404),
+        ("/certificates?status=bogus", 400),
+        ("/certificates?key=short", 400),
+        ("/certificates?limit=0", 422),
+        ("/nowhere", 404),
+    ],
+)
+def test_bad_input_gets_clear_errors(node: Node, path: str, code: int) -> None:
+    response = requests.get(node.url + path, timeout=10)
+    assert response.status_code == code
+    body = response.json()
+    assert body.get("error") or body.get("detail")
+
+
+def test_search_filters_and_pages(node: Node) -> None:
+    everything = get(node, "/certificates", org="Vendor A").json()
+    assert everything["total"] == 6
+    page = get(node, "/certificates", org="Vendor A", limit=2, offset=2).json()
+    assert len(page["items"]) == 2 and page["total"] == 6
+    revoked = get(node, "/certificates", status="revoked").json()
+    assert [i["id"] for i in revoked["items"]] == [node.ids["revoked"].hex()]
+    by_subject = get(node, "/certificates", subject="CN=device-pending").json()
+    assert [i["id"] for i in by_subject["items"]] == [node.ids["pending"].hex()]
+    key = get(node, f"/certificates/{node.ids['good'].hex()}").json()["key_hash"]
+    assert get(node, "/certificates", key=key).json()["total"] == 1
+    assert get(node, "/certificates", org="Nobody").json() == {
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "items": [],
+    }
+
+
+def test_members_and_openapi(node: Node) -> None:
+    members = get(node, "/members").json()["members"]
+    assert [m["organization"] for m in members] == ["Vendor A", "Operator B", "CA C"]
+    assert all(m["roles"] == ["validator", "submitter"] for m in members)
+    schema = get(node, "/openapi.json").json()
+    assert {
+        "/certificates/{cert_id}",
+        "/certificates",
+        "/status/{cert_id}",
+        "/members",
+        "/healthz",
+    } <= set(schema["paths"])
+    assert get(node, "/docs").status_code == 200
+
+
+def test_healthz_reports_lag(node: Node) -> None:
+    node.reindex()
+    health = get(node, "/healthz")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["ok"] is True and body["lag_blocks"] <= 1 and body["indexed_block"] > 0
+    for _ in range(12):
+        rpc(node.registry.rpc_url, "evm_mine")
+    time.sleep(1.1)  # the node asks the chain for its head at most once a second
+    behind = get(node, "/healthz")
+    assert behind.status_code == 503 and behind.json()["lag_blocks"] >= 12
+    node.reindex()
+    time.sleep(1.1)
+    assert get(node, "/healthz").json()["lag_blocks"] == 0
+
+
+def test_web_page_shows_search_status_endorsers_history_and_pem(node: Node) -> None:
+    home = get(node, "/", org="Vendor A").text
+    assert "6 found" in home
+    for name in ("good", "revoked", "suspended"):
+        assert node.ids[name].hex()[:16] in home
+    cid = node.ids["revoked"].hex()
+    jump = get(node, "/", id=cid)
+    assert jump.status_code == 303 and jump.headers["location"] == f"/ui/certificates/{cid}"
+    page = get(node, f"/ui/certificates/{cid}").text
+    assert "s-revoked" in page and "keyCompromise" in page
+    assert "Operator B" in page and "CA C" in page
+    assert page.count("<tr><td>") >= 3  # submitted, endorsed, revoked
+    assert "-----BEGIN CERTIFICATE-----" in page
+    missing = get(node, "/", id="ab" * 32).text
+    assert "no certificate" in missing
+    assert get(node, "/ui/certificates/nope").status_code == 400

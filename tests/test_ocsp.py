@@ -1,0 +1,231 @@
+"""The OCSP responder under `dpki serve`, asked by the real `openssl ocsp` client and by hand."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from inquiry_helpers import Node, put_on_ledger
+
+from dpki.devices import make_ca, make_device
+
+OPENSSL = "/usr/bin/openssl"
+
+
+def _responder_pem(node: Node) -> Path:
+    path = node.dir / "responder.pem"
+    if not path.exists():
+        response = requests.get(node.url + "/ocsp/responder.pem", timeout=5)
+        assert response.status_code == 200
+        path.write_text(response.text)
+    return path
+
+
+def openssl_ocsp(node: Node, name: str, *extra: str, issuer: str | None = None) -> tuple[str, str]:
+    """Ask with `openssl ocsp` as an operator would; return (stdout, stderr).
+
+    The issuer is the certificate itself unless ``issuer`` names another file in the node."""
+    pem = str(node.pem(name))
+    issuer_pem = str(node.pem(issuer)) if issuer else pem
+    done = subprocess.run(
+        [
+            OPENSSL,
+            "ocsp",
+            "-url",
+            node.url + "/ocsp",
+            *extra,
+            "-issuer",
+            issuer_pem,
+            "-cert",
+            pem,
+            "-VAfile",
+            str(_responder_pem(node)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "reason"),
+    [
+        ("good", "good", None),
+        ("revoked", "revoked", "keyCompromise"),
+        ("suspended", "revoked", "certificateHold"),
+        ("rejected", "revoked", None),
+        ("pending", "unknown", None),
+        ("unknown", "unknown", None),
+    ],
+)
+def test_openssl_client_gets_signed_answers(
+    node: Node, name: str, answer: str, reason: str | None
+) -> None:
+    out, err = openssl_ocsp(node, name)
+    assert "Response verify OK" in err
+    assert f"{node.pem(name)}: {answer}" in out
+    if reason:
+        assert f"Reason: {reason}" in out
+    if answer == "revoked":
+        assert "Revocation Time:" in out
+
+
+def test_sha256_cert_ids_and_no_nonce_work(node: Node) -> None:
+    out, err = openssl_ocsp(node, "good", "-sha256", "-no_nonce")
+    assert "Response verify OK" in err
+    assert ": good" in out
+    out, _ = openssl_ocsp(node, "revoked", "-sha256")
+    assert ": revoked" in out
+
+
+def _request(node: Node, name: str, *, nonce: bytes | None = None) -> bytes:
+    cert = x509.load_pem_x509_certificate(node.pem(name).read_bytes())
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def test_get_form_serves_pre_produced_responses_and_nonces_fresh(node: Node) -> None:
+    der = _request(node, "good")
+    path = base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
+    first = requests.get(f"{node.url}/ocsp/{path}", timeout=5)
+    second = requests.get(f"{node.url}/ocsp/{path}", timeout=5)
+    assert first.headers["content-type"] == "application/ocsp-response"
+    assert "max-age=" in first.headers["cache-control"]
+    assert first.content == second.content  # signed once, served again
+    parsed = ocsp.load_der_ocsp_response(first.content)
+    assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert parsed.next_update_utc is not None
+    answers = []
+    for nonce in (os.urandom(16), os.urandom(16)):
+        body = requests.post(
+            node.url + "/ocsp",
+            data=_request(node, "good", nonce=nonce),
+            timeout=5,
+            headers={"content-type": "application/ocsp-request"},
+        ).content
+        response = ocsp.load_der_ocsp_response(body)
+        echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        assert echoed == nonce
+        answers.append(body)
+    assert answers[0] != answers[1]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["post-garbage", "post-empty", "post-huge", "get-not-base64", "get-base64-garbage"],
+)
+def test_malformed_requests_get_malformed_request(node: Node, how: str) -> None:
+    if how.startswith("post"):
+        body = {
+            "post-garbage": b"\x30\x03\x02\x01",
+            "post-empty": b"",
+            "post-huge": b"\x30" * 100_000,
+        }[how]
+        response = requests.post(node.url + "/ocsp", data=body, timeout=5)
+    else:
+        tail = "!!!" if how == "get-not-base64" else base64.b64encode(b"hello world").decode()
+        response = requests.get(f"{node.url}/ocsp/{tail}", timeout=5)
+    assert response.status_code == 200
+    status = ocsp.load_der_ocsp_response(response.content).response_status
+    assert status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def _port(node: Node) -> int:
+    return int(node.url.rsplit(":", 1)[1])
+
+
+def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
+    port = _port(node)
+    for _ in range(20):  # connect and close without a request
+        socket.create_connection(("127.0.0.1", port)).close()
+    slow = socket.create_connection(("127.0.0.1", port))
+    stop = threading.Event()
+
+    def trickle() -> None:  # a request one byte at a time
+        data = _request(node, "good")
+        head = f"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        for byte in head + data:
+            if stop.is_set():
+                return
+            slow.sendall(bytes([byte]))
+            time.sleep(0.01)
+
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    floods = []
+    for _ in range(5):  # garbage, then hang up
+        s = socket.create_connection(("127.0.0.1", port))
+        with contextlib.suppress(OSError):  # the server may hang up first: that is fine
+            s.sendall(os.urandom(200_000))
+        floods.append(s)
+    started = time.monotonic()
+    for _ in range(20):
+        out = ocsp.load_der_ocsp_response(
+            requests.post(node.url + "/ocsp", data=_request(node, "good"), timeout=5).content
+        )
+        assert out.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert time.monotonic() - started < 5
+    assert requests.get(node.url + "/status/" + node.ids["good"].hex(), timeout=5).ok
+    stop.set()
+    trickler.join()
+    for s in floods:
+        s.close()
+    slow.close()
+    out, err = openssl_ocsp(node, "good")
+    assert "Response verify OK" in err and ": good" in out
+
+
+def test_status_changes_refresh_the_answers(node: Node) -> None:
+    """Suspend, then resume, then revoke the spare device: OCSP follows each change."""
+    spare = node.ids["spare"]
+    pre = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
+    assert ocsp.load_der_ocsp_response(pre).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+    def ocsp_says(status: ocsp.OCSPCertStatus) -> bool:
+        body = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
+        return ocsp.load_der_ocsp_response(body).certificate_status == status
+
+    node.registry.suspend(node.accounts[0], spare)
+    node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
+    out, _ = openssl_ocsp(node, "spare")
+    assert ": revoked" in out and "Reason: certificateHold" in out
+    node.registry.resume(node.accounts[0], spare)
+    node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.GOOD))
+    node.registry.revoke(node.accounts[0], spare, 5)
+    node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
+    out, err = openssl_ocsp(node, "spare", "-no_nonce")
+    assert "Response verify OK" in err and "Reason: cessationOfOperation" in out
+
+
+def test_certificates_issued_by_a_ledger_ca_are_found_by_issuer_key(node: Node) -> None:
+    """A device issued by a CA on the ledger: OCSP CertIDs name the CA, not the device."""
+    ca, other_ca = make_ca("Vendor A", "Line 7 CA"), make_ca("Vendor A", "Line 7 CA")
+    device = make_device("Vendor A", "issued-1", issuer=ca)
+    for name, cert in (("line-ca", ca), ("impostor-ca", other_ca), ("issued", device)):
+        node.pem(name).write_bytes(cert.pem)
+    put_on_ledger(node.registry, node.accounts, ca)
+    issued = put_on_ledger(node.registry, node.accounts, device)
+    node.reindex(lambda: requests.get(f"{node.url}/status/{issued.hex()}", timeout=5).ok)
+    out, err = openssl_ocsp(node, "issued", issuer="line-ca")
+    assert "Response verify OK" in err and ": good" in out
+    out, _ = openssl_ocsp(node, "issued", "-sha256", issuer="line-ca")
+    assert ": good" in out
+    # same issuer name and serial, another key: not this certificate
+    out, _ = openssl_ocsp(node, "issued", issuer="impostor-ca")
+    assert ": unknown" in out

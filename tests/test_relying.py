@@ -1,0 +1,167 @@
+"""Relying parties: `dpki verify` via chain and via an inquiry node, the cache, and TLS
+device authentication decided by the ledger."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from e2e import wait_until
+from inquiry_helpers import Node, free_port
+
+from dpki.cli import main
+from dpki.devices import make_device
+from dpki.relying import Decision, LedgerTLSServer, Verifier
+
+
+def dpki(*args: str) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit code, output)."""
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("via", ["chain", "url"])
+@pytest.mark.parametrize(
+    ("name", "code", "status"),
+    [
+        ("good", 0, "active"),
+        ("revoked", 1, "revoked"),
+        ("suspended", 1, "suspended"),
+        ("pending", 1, "pending"),
+        ("rejected", 1, "rejected"),
+        ("unknown", 1, "unknown"),
+    ],
+)
+def test_verify_exit_codes(node: Node, via: str, name: str, code: int, status: str) -> None:
+    where = "chain" if via == "chain" else node.url
+    exit_code, output = dpki(
+        "verify", str(node.pem(name)), "--via", where, "--deployment", str(node.deployment)
+    )
+    assert exit_code == code, output
+    assert f"is {status}" in output
+    exit_code, output = dpki(
+        "verify",
+        str(node.pem(name)),
+        "--via",
+        where,
+        "--deployment",
+        str(node.deployment),
+        "--json",
+    )
+    assert exit_code == code and f'"status": "{status}"' in output
+
+
+def test_verify_bad_input_and_unreachable(node: Node, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    assert dpki("verify", str(junk), "--deployment", str(node.deployment))[0] == 2
+    assert dpki("verify", str(tmp_path / "missing.pem"))[0] == 2
+    assert dpki("verify", str(node.pem("good")), "--via", "ftp://x")[0] == 2
+    code, output = dpki("verify", str(node.pem("good")), "--via", f"http://127.0.0.1:{free_port()}")
+    assert code == 3 and "did not answer" in output
+    assert "Traceback" not in output
+
+
+def test_cache_is_bounded_by_max_age(node: Node) -> None:
+    spare = node.ids["spare"]
+    cached = Verifier(node.registry, max_age=60)
+    fresh = Verifier(node.registry)
+    short = Verifier(node.registry, max_age=0.3)
+    for v in (cached, fresh, short):
+        assert v.is_trusted(node.devices["spare"].der)
+    node.registry.suspend(node.accounts[0], spare)
+    try:
+        decision = cached.decide(node.devices["spare"].der)
+        assert decision.trusted and decision.cached  # within max age: the old answer
+        assert not fresh.is_trusted(spare.hex())
+        time.sleep(0.35)
+        assert not short.is_trusted(spare.hex())
+        cached.forget()
+        assert not cached.is_trusted(spare.hex())
+    finally:
+        node.registry.resume(node.accounts[0], spare)
+
+
+# ---------------------------------------------------------------------- TLS device authentication
+
+
+@pytest.fixture(scope="module")
+def server_files(node: Node) -> tuple[str, str]:
+    """Return the TLS server's own certificate and key files."""
+    device = make_device("Operator B", "tls-gateway")
+    cert, key = node.dir / "server.pem", node.dir / "server.key"
+    cert.write_bytes(device.pem)
+    key.write_bytes(device.key_pem())
+    return str(cert), str(key)
+
+
+def _connect(node: Node, server: LedgerTLSServer, name: str, server_cert: str) -> bytes | str:
+    """Connect as device ``name``; return the greeting or the reason for being refused."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(server_cert)  # the client pins the gateway's certificate
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(node.pem(name)), str(node.dir / f"{name}.key"))
+    try:
+        with (
+            socket.create_connection(server.address, timeout=10) as raw,
+            ctx.wrap_socket(raw) as conn,
+        ):
+            return conn.recv(200) or "closed"
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize("via", ["chain", "url"])
+def test_tls_admits_only_devices_the_ledger_says_are_valid(
+    node: Node, server_files: tuple[str, str], via: str
+) -> None:
+    verifier = Verifier(node.registry if via == "chain" else node.url)
+    refused: list[str] = []
+
+    def greet(conn: ssl.SSLSocket, decision: Decision) -> None:
+        conn.sendall(f"welcome {decision.id}\n".encode())
+
+    server = LedgerTLSServer(
+        verifier, *server_files, greet, refused=lambda _a, why: refused.append(why)
+    ).start()
+    try:
+        answer = _connect(node, server, "good", server_files[0])
+        assert answer == f"welcome {node.ids['good'].hex()}\n".encode()
+        for name in ("revoked", "suspended", "unknown", "pending"):
+            answer = _connect(node, server, name, server_files[0])
+            assert isinstance(answer, str), (name, answer)
+        # TLS 1.3: the client may see the alert before the server thread records it
+        wait_until(lambda: len(refused) == 4, 10, "four refusals")
+        # a device admitted once and revoked later is refused on its next connection
+        assert isinstance(_connect(node, server, "spare", server_files[0]), bytes)
+        if via == "chain":
+            node.registry.suspend(node.accounts[0], node.ids["spare"])
+            try:
+                assert isinstance(_connect(node, server, "spare", server_files[0]), str)
+                wait_until(lambda: "is suspended" in refused[-1], 10, "the suspension refusal")
+            finally:
+                node.registry.resume(node.accounts[0], node.ids["spare"])
+    finally:
+        server.stop()
+
+
+def test_tls_refuses_a_client_without_a_certificate(
+    node: Node, server_files: tuple[str, str]
+) -> None:
+    server = LedgerTLSServer(Verifier(node.registry), *server_files, lambda c, d: None).start()
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(server_files[0])
+        ctx.check_hostname = False
+        with (
+            pytest.raises((ssl.SSLError, ConnectionResetError)),
+            socket.create_connection(server.address, timeout=10) as raw,
+            ctx.wrap_socket(raw) as conn,
+        ):
+            conn.recv(10)
+    finally:
+        server.stop()
