@@ -2,15 +2,21 @@
 
     python bench/inquiry.py [--count N] [--seconds S] [--connections C] [--json]
 
-A fresh devnet gets N active P-256 device certificates (batched submissions and
-endorsements). Then:
+A fresh devnet gets a vendor's issuing CA and N active P-256 device certificates it issued
+(batched submissions and endorsements), as a vendor's factory line would provision them.
+Then:
 
-* indexer: events per second for a catch-up from the deployment block into SQLite;
+* indexer: events per second for a catch-up from the deployment block into SQLite and, when
+  it answers, the PostgreSQL on 127.0.0.1:5432 (a scratch database, dropped after);
 * (a) view call: ``isValid(id)`` as a raw JSON-RPC ``eth_call`` to the chain node;
 * (b) JSON: ``GET /status/{id}`` on ``dpki serve``;
-* (c) OCSP: ``POST /ocsp`` on ``dpki serve`` (requests without a nonce: pre-produced answers);
-* (d) OpenSSL's own responder, ``openssl ocsp -index index.txt -port P`` over the same
-  certificates (it signs every response afresh).
+* (c) OCSP: ``POST /ocsp`` on ``dpki serve``: requests without a nonce (pre-produced answers),
+  then requests with a nonce (each answer signed afresh, as OpenSSL's);
+* (d) OpenSSL's own responder, ``openssl ocsp -index index.txt -CA ca.pem -port P`` over
+  the same certificates and the same requests (it signs every response afresh).
+
+Both OCSP responders run as one process (``dpki serve --workers 1``; ``openssl ocsp`` without
+``-multi``), then as two (``--workers 2``; ``-multi 2``).
 
 The load client runs in a separate process: asyncio (uvloop) over plain sockets with C
 keep-alive connections and pre-built HTTP requests, so that it is not the bottleneck
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -32,17 +39,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from dpki.commands.chain import deploy_devnet
-from dpki.devices import make_device
+from dpki.devices import make_ca, make_device
 from dpki.devnet import Devnet
 from dpki.indexer import Indexer
 from dpki.keys import dev_account
@@ -52,6 +61,7 @@ from dpki.x509 import facts
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 # ---------------------------------------------------------------------- the load client
@@ -192,25 +202,29 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
         procs: list[subprocess.Popen[bytes]] = []
         try:
             registry = deployment.registry_client()
-            devices = [make_device(ORGS[0], f"SN{i:08d}") for i in range(count)]
-            subs = [submission_for(facts(d.certificate, der=d.der)) for d in devices]
+            ca = make_ca(ORGS[0], "Vendor A Device CA")
+            devices = [make_device(ORGS[0], f"SN{i:08d}", issuer=ca) for i in range(count)]
+            subs = [submission_for(facts(d.certificate, der=d.der)) for d in [ca, *devices]]
             submit_all(registry, dev_account(0), subs, batch_size=100)
-            ids = [s.cert_id for s in subs]
+            all_ids = [s.cert_id for s in subs]
+            ids = all_ids[1:]
             for who in (1, 2):
                 pending = [
-                    registry.transact(dev_account(who), "endorseBatch", ids[i : i + 100])
-                    for i in range(0, count, 100)
+                    registry.transact(dev_account(who), "endorseBatch", all_ids[i : i + 100])
+                    for i in range(0, len(all_ids), 100)
                 ]
                 for p in pending:
                     p.wait()
-            # indexer catch-up
+            (work / "ca.pem").write_bytes(ca.pem)
+            # indexer catch-up: SQLite (what serve reads below), then PostgreSQL
             db_url = f"sqlite:///{work / 'index.sqlite'}"
-            store = Store(db_url)
-            start = time.perf_counter()
-            events = Indexer(registry, store, deployment.deploy_block).catch_up()
-            took = time.perf_counter() - start
-            out["indexer"] = {"events": events, "seconds": round(took, 3),
-                              "events_per_s": round(events / took, 1)}  # fmt: skip
+            out["indexer_sqlite"] = _index(registry, deployment.deploy_block, db_url)
+            with _scratch_postgres() as pg_url:
+                out["indexer_postgresql"] = (
+                    _index(registry, deployment.deploy_block, pg_url)
+                    if pg_url
+                    else {"skipped": "no PostgreSQL on 127.0.0.1:5432"}
+                )
             # (a) view call, the Python API single-threaded, then the raw call under load
             lat = []
             for cid in ids[: min(count, 500)]:
@@ -243,54 +257,155 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
             ]
             port = int(deployment.rpc_url.rsplit(":", 1)[1])
             out["a_view_call"] = load("127.0.0.1", port, calls, seconds, conns)
-            # our server
-            serve_port = _free_port()
-            log = open(work / "serve.log", "wb")  # noqa: SIM115
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dpki", "serve", "--db", db_url, "--port",
-                     str(serve_port), "--deployment", str(deployment.path)],
-                    stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                )
-            )  # fmt: skip
-            _wait_http(f"http://127.0.0.1:{serve_port}/healthz")
-            status = [http_get(f"/status/{c.hex()}") for c in ids]
-            out["b_json_status"] = load("127.0.0.1", serve_port, status, seconds, conns)
             ocsp_reqs = []
             for d in devices:
                 der = (
                     ocsp.OCSPRequestBuilder()
-                    .add_certificate(d.certificate, d.certificate, hashes.SHA1())
+                    .add_certificate(d.certificate, ca.certificate, hashes.SHA1())
                     .build()
                     .public_bytes(serialization.Encoding.DER)
                 )
                 ocsp_reqs.append(http_post("/ocsp", der, "application/ocsp-request"))
-            load("127.0.0.1", serve_port, ocsp_reqs, 1.0, conns)  # pre-produce (warm-up)
-            out["c_our_ocsp"] = load("127.0.0.1", serve_port, ocsp_reqs, seconds, conns)
-            # (d) OpenSSL's responder over the same certificates
-            out["d_openssl_ocsp"] = _openssl(work, devices, ocsp_reqs, seconds, conns, procs)
+            nonced = [  # a nonce asks for a freshly signed response (RFC 8954)
+                http_post(
+                    "/ocsp",
+                    ocsp.OCSPRequestBuilder()
+                    .add_certificate(d.certificate, ca.certificate, hashes.SHA1())
+                    .add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
+                    .build()
+                    .public_bytes(serialization.Encoding.DER),
+                    "application/ocsp-request",
+                )
+                for d in devices
+            ]
+            status = [http_get(f"/status/{c.hex()}") for c in ids]
+            for processes in (1, 2):
+                # our server
+                serve_port = _free_port()
+                log = open(work / f"serve-{processes}.log", "wb")  # noqa: SIM115
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "dpki", "serve", "--db", db_url, "--port",
+                     str(serve_port), "--deployment", str(deployment.path),
+                     "--workers", str(processes)],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=work,
+                )  # fmt: skip
+                procs.append(server)
+                _wait_http(f"http://127.0.0.1:{serve_port}/healthz")
+                suffix = "" if processes == 1 else f"_{processes}_processes"
+                out["b_json_status" + suffix] = load(
+                    "127.0.0.1", serve_port, status, seconds, conns
+                )
+                load("127.0.0.1", serve_port, ocsp_reqs, 1.0, conns)  # pre-produce (warm-up)
+                out["c_our_ocsp" + suffix] = load(
+                    "127.0.0.1", serve_port, ocsp_reqs, seconds, conns
+                ) | {"answer": _ocsp_answer(serve_port, ocsp_reqs[0])}
+                if processes == 1:
+                    out["c_our_ocsp_nonce"] = load(
+                        "127.0.0.1", serve_port, nonced, seconds, conns
+                    ) | {"answer": _ocsp_answer(serve_port, nonced[0])}
+                _stop(server)
+                # (d) OpenSSL's responder over the same certificates and requests
+                out["d_openssl_ocsp" + suffix] = _openssl(
+                    work, ca, devices, ocsp_reqs, seconds, conns, procs, processes
+                )
         finally:
             for p in procs:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                _stop(p)
             Devnet(
                 pid=int(deployment.devnet["pid"]), port=int(deployment.devnet["port"]), log=None
             ).stop()
     return out
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server process."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """Return the ids of a process's children (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _ocsp_answer(port: int, raw_request: bytes) -> str | None:
+    """Send one raw OCSP HTTP request; return "status/cert status" (None: no answer)."""
+    import requests
+
+    body = raw_request.split(b"\r\n\r\n", 1)[1]
+    try:
+        reply = requests.post(
+            f"http://127.0.0.1:{port}/ocsp",
+            data=body,
+            headers={"content-type": "application/ocsp-request"},
+            timeout=2,
+        )
+    except requests.RequestException:
+        return None
+    parsed = ocsp.load_der_ocsp_response(reply.content)
+    if parsed.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return parsed.response_status.name.lower()
+    return f"signed/{parsed.certificate_status.name.lower()}"
+
+
+def _index(registry: Any, deploy_block: int, url: str) -> dict[str, Any]:
+    """Catch an empty index up from the deployment block; return events per second."""
+    store = Store(url)
+    try:
+        start = time.perf_counter()
+        events = Indexer(registry, store, deploy_block).catch_up()
+        took = time.perf_counter() - start
+    finally:
+        store.close()
+    return {"events": events, "seconds": round(took, 3), "events_per_s": round(events / took, 1)}
+
+
+@contextlib.contextmanager
+def _scratch_postgres() -> Iterator[str | None]:
+    """Yield the URL of a scratch database on the local PostgreSQL (None: none answers)."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=2)
+    except Exception:
+        yield None
+        return
+    name = f"dpki_bench_{os.getpid()}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _openssl(
-    work: Path, devices: list[Any], reqs: list[bytes], seconds: float, conns: int, procs: list[Any]
+    work: Path,
+    ca: Any,
+    devices: list[Any],
+    reqs: list[bytes],
+    seconds: float,
+    conns: int,
+    procs: list[Any],
+    processes: int,
 ) -> dict[str, Any]:
     if not Path(OPENSSL).exists():
         return {"skipped": "no openssl binary"}
-    responder = make_device("Operator B", "openssl-responder")
+    responder = make_device("Vendor A", "openssl-responder", issuer=ca)
     (work / "rsigner.pem").write_bytes(responder.pem)
     (work / "rsigner.key").write_bytes(responder.key_pem())
-    (work / "cas.pem").write_bytes(b"".join(d.pem for d in devices))
     lines = []
     for d in devices:
         expiry = d.certificate.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
@@ -300,20 +415,28 @@ def _openssl(
     (work / "index.txt").write_text("".join(lines))
     port = _free_port()
     log = open(work / "openssl.log", "wb")  # noqa: SIM115
-    procs.append(
-        subprocess.Popen(
-            [OPENSSL, "ocsp", "-index", str(work / "index.txt"), "-port", str(port),
-             "-rsigner", str(work / "rsigner.pem"), "-rkey", str(work / "rsigner.key"),
-             "-CA", str(work / "cas.pem"), "-ignore_err"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+    multi = ["-multi", str(processes)] if processes > 1 else []
+    server = subprocess.Popen(
+        [OPENSSL, "ocsp", "-index", str(work / "index.txt"), "-port", str(port),
+         "-rsigner", str(work / "rsigner.pem"), "-rkey", str(work / "rsigner.key"),
+         "-CA", str(work / "ca.pem"), "-ignore_err", *multi],
+        stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    time.sleep(2.0)
-    check = load("127.0.0.1", port, reqs[:1], 0.5, 1)
-    if not check["requests"]:
-        tail = (work / "openssl.log").read_text(errors="replace")[-300:]
-        return {"skipped": f"openssl ocsp responder did not answer: {tail}"}
-    return load("127.0.0.1", port, reqs, seconds, conns)
+    procs.append(server)
+    try:
+        deadline = time.monotonic() + 15
+        while (answer := _ocsp_answer(port, reqs[0])) is None:
+            if time.monotonic() > deadline:
+                tail = (work / "openssl.log").read_text(errors="replace")[-300:]
+                return {"skipped": f"openssl ocsp responder did not answer: {tail}"}
+            time.sleep(0.2)
+        return load("127.0.0.1", port, reqs, seconds, conns) | {"answer": answer}
+    finally:
+        children = _children(server.pid)  # -multi forks workers that outlive the parent
+        _stop(server)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
 
 
 def main() -> None:
@@ -329,8 +452,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    ix = result["indexer"]
-    print(f"indexer catch-up: {ix['events']} events in {ix['seconds']} s = {ix['events_per_s']}/s")
+    for db in ("sqlite", "postgresql"):
+        ix = result[f"indexer_{db}"]
+        if "skipped" in ix:
+            print(f"indexer catch-up into {db}: skipped: {ix['skipped']}")
+            continue
+        print(f"indexer catch-up into {db}: {ix['events']} events in {ix['seconds']} s "
+              f"= {ix['events_per_s']:.0f}/s")  # fmt: skip
     api = result["view_call_python_api"]
     print(
         f"view call via Registry.is_valid (1 thread): p50 {api['p50_ms']} ms p99 {api['p99_ms']} ms"
@@ -339,15 +467,20 @@ def main() -> None:
         "a_view_call": "(a) view call eth_call",
         "b_json_status": "(b) JSON /status",
         "c_our_ocsp": "(c) our OCSP",
+        "c_our_ocsp_nonce": "(c) our OCSP, nonces",
         "d_openssl_ocsp": "(d) openssl ocsp",
+        "b_json_status_2_processes": "(b) JSON, 2 workers",
+        "c_our_ocsp_2_processes": "(c) our OCSP, 2 workers",
+        "d_openssl_ocsp_2_processes": "(d) openssl, -multi 2",
     }
     for key, label in labels.items():
         r = result[key]
         if "skipped" in r:
             print(f"{label:24} skipped: {r['skipped']}")
             continue
+        answer = f"  answer {r['answer']}" if "answer" in r else ""
         print(f"{label:24} {r['requests_per_s']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
-              f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}")  # fmt: skip
+              f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}{answer}")  # fmt: skip
     print(f"client: {result['client']}, {result['connections']} connections, "
           f"{result['cpus']} CPUs shared with the servers")  # fmt: skip
 

@@ -9,6 +9,7 @@ raised as the matching subclass of :class:`dpki.errors.ContractError`.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import threading
 import time
@@ -273,17 +274,10 @@ class _Abi:
         if not topics or topics[0] not in self.events:
             return None
         item = self.events[topics[0]]
-        indexed = [i for i in item["inputs"] if i["indexed"]]
-        plain = [i for i in item["inputs"] if not i["indexed"]]
-        args: dict[str, Any] = {}
-        for inp, topic in zip(indexed, topics[1:], strict=True):
-            args[inp["name"]] = abi_decode([_abi_type(inp)], topic)[0]
         data = bytes(log["data"])
-        for inp, value in zip(plain, abi_decode([_abi_type(i) for i in plain], data), strict=True):
-            args[inp["name"]] = value
-        for inp in item["inputs"]:  # checksummed, as in decode_revert and the views
-            if inp["type"] == "address":
-                args[inp["name"]] = to_checksum_address(args[inp["name"]])
+        args = _fast_event_args(item, topics, data)
+        if args is None:  # a layout the fast path does not cover
+            args = _event_args(item, topics, data)
         return Event(
             name=item["name"],
             args=args,
@@ -292,6 +286,87 @@ class _Abi:
             tx_hash=bytes(log["transactionHash"]),
             log_index=int(log["logIndex"]),
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    """Checksum an address (members are few; keccak per event would dominate indexing)."""
+    return to_checksum_address(address)
+
+
+def _event_args(item: dict[str, Any], topics: list[bytes], data: bytes) -> dict[str, Any]:
+    """Decode an event's arguments with the general ABI decoder."""
+    indexed = [i for i in item["inputs"] if i["indexed"]]
+    plain = [i for i in item["inputs"] if not i["indexed"]]
+    args: dict[str, Any] = {}
+    for inp, topic in zip(indexed, topics[1:], strict=True):
+        args[inp["name"]] = abi_decode([_abi_type(inp)], topic)[0]
+    for inp, value in zip(plain, abi_decode([_abi_type(i) for i in plain], data), strict=True):
+        args[inp["name"]] = value
+    for inp in item["inputs"]:  # checksummed, as in decode_revert and the views
+        if inp["type"] == "address":
+            args[inp["name"]] = _checksum(args[inp["name"]])
+    return args
+
+
+def _word(kind: str, word: bytes) -> Any:
+    """Decode one 32-byte ABI word of a static type, or raise ValueError."""
+    if kind == "bytes32":
+        return word
+    if kind == "address":
+        if any(word[:12]):
+            raise ValueError("dirty address padding")
+        return _checksum("0x" + word[12:].hex())
+    if kind == "bool":
+        value = int.from_bytes(word, "big")
+        if value > 1:
+            raise ValueError("bad bool")
+        return value == 1
+    if kind.startswith("uint"):
+        value = int.from_bytes(word, "big")
+        if value >> int(kind[4:] or 256):
+            raise ValueError("uint out of range")
+        return value
+    raise ValueError(kind)
+
+
+def _fast_event_args(
+    item: dict[str, Any], topics: list[bytes], data: bytes
+) -> dict[str, Any] | None:
+    """Decode an event's arguments word by word (static types, top-level bytes and string);
+    None when the layout needs the general decoder or the data is not what the ABI says.
+
+    eth_abi takes ~100 us an event; indexing thousands of events a second needs less."""
+    args: dict[str, Any] = {}
+    position = 0
+    topic = 1
+    try:
+        for inp in item["inputs"]:
+            kind = inp["type"]
+            if inp["indexed"]:
+                args[inp["name"]] = _word(kind, topics[topic])
+                topic += 1
+                continue
+            word = data[position : position + 32]
+            position += 32
+            if len(word) != 32:
+                return None
+            if kind in ("bytes", "string"):
+                offset = int.from_bytes(word, "big")
+                if offset + 32 > len(data):
+                    return None
+                length = int.from_bytes(data[offset : offset + 32], "big")
+                raw = data[offset + 32 : offset + 32 + length]
+                if len(raw) != length:
+                    return None
+                args[inp["name"]] = raw if kind == "bytes" else raw.decode("utf-8")
+            else:
+                args[inp["name"]] = _word(kind, word)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if topic != len(topics):
+        return None
+    return args
 
 
 def _abi_type(item: dict[str, Any]) -> str:

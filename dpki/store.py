@@ -439,8 +439,10 @@ class Store:
                     members_changed = True
             if batch.events:
                 db.execute(events_table.insert(), batch.events)
+            fresh = [r for r in rows.values() if r.new]
+            self._resolve_issuers(db, fresh)
             self._write_rows(db, rows)
-            self._resolve_issuers(db, [r for r in rows.values() if r.new])
+            self._adopt_orphans(db, fresh, revision)
             if batch.votes:
                 db.execute(votes_table.insert(), batch.votes)
             if batch.history:
@@ -572,27 +574,71 @@ class Store:
 
     @staticmethod
     def _resolve_issuers(db: sa.Connection, rows: list[CertRow]) -> None:
-        """Find the issuer key hashes of new certificates issued by a certificate in the index."""
-        from dpki.x509 import verifies_under
-
+        """Set the issuer key hashes of new certificates issued by one in the index (OCSP
+        CertIDs carry them); runs before the new rows are written."""
+        issued = [
+            r.values
+            for r in rows
+            if not (r.values["self_issued"] or r.values["parse_error"])
+            and r.values["issuer_name_sha1"]
+        ]
+        if not issued:
+            return
+        names = sorted({v["issuer_name_sha1"] for v in issued})
+        candidates = _Issuers()
+        for r in rows:
+            if r.values["subject_name_sha1"] in names:
+                candidates.add(r.values)
         c = certificates_table
-        for row in rows:
-            v = row.values
-            if v["self_issued"] or v["parse_error"] or not v["issuer_name_sha1"]:
-                continue
-            child = x509.load_der_x509_certificate(v["der"])
+        for start in range(0, len(names), 500):
             for cand in db.execute(
-                sa.select(c.c.der, c.c.key_sha1, c.c.key_sha256).where(
-                    c.c.subject_name_sha1 == v["issuer_name_sha1"], c.c.key_sha1.is_not(None)
+                sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
+                .where(c.c.subject_name_sha1.in_(names[start : start + 500]))
+                .where(c.c.key_sha1.is_not(None))
+            ):
+                candidates.add(dict(cand._mapping))
+        for v in issued:
+            found = candidates.issuer_of(v["der"], v["issuer_name_sha1"])
+            if found is not None:
+                v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+    @staticmethod
+    def _adopt_orphans(db: sa.Connection, rows: list[CertRow], revision: int) -> None:
+        """Link certificates indexed before their issuer to an issuer that arrived now."""
+        names = sorted({r.values["subject_name_sha1"] for r in rows if r.values["key_sha1"]})
+        if not names:
+            return
+        fresh = {r.values["id"] for r in rows}
+        candidates = _Issuers()
+        for r in rows:
+            candidates.add(r.values)
+        c = certificates_table
+        linked = []
+        for start in range(0, len(names), 500):
+            for orphan in db.execute(
+                sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
+                    c.c.issuer_name_sha1.in_(names[start : start + 500]),
+                    c.c.issuer_key_sha1.is_(None),
+                    c.c.self_issued.is_(False),
+                    c.c.parse_error.is_(None),
                 )
             ):
-                if verifies_under(child, x509.load_der_x509_certificate(cand.der)):
-                    db.execute(
-                        c.update()
-                        .where(c.c.id == v["id"])
-                        .values(issuer_key_sha1=cand.key_sha1, issuer_key_sha256=cand.key_sha256)
-                    )
-                    break
+                if orphan.id in fresh:
+                    continue
+                found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
+                if found is not None:
+                    linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
+        if linked:
+            db.execute(
+                c.update()
+                .where(c.c.id == sa.bindparam("_id"))
+                .values(
+                    issuer_key_sha1=sa.bindparam("_k1"),
+                    issuer_key_sha256=sa.bindparam("_k256"),
+                    revision=revision,  # so that responders reload the row
+                ),
+                linked,
+            )
 
     @staticmethod
     def _rebuild_members(db: sa.Connection) -> None:
@@ -770,6 +816,38 @@ class Store:
         """Return every certificate id in the index."""
         with self.engine.connect() as db:
             return set(db.execute(sa.select(certificates_table.c.id)).scalars())
+
+
+class _Issuers:
+    """Candidate issuers by subject name hash, parsed once, for signature checks."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, tuple[Any, str, str]]] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        """Add a certificate (a row's values) as a possible issuer."""
+        if values.get("key_sha1") and values.get("subject_name_sha1"):
+            self._by_name.setdefault(values["subject_name_sha1"], {})[values["id"]] = (
+                values["der"],
+                values["key_sha1"],
+                values["key_sha256"],
+            )
+
+    def issuer_of(self, der: bytes, issuer_name_sha1: str) -> tuple[str, str] | None:
+        """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``."""
+        from dpki.x509 import verifies_under
+
+        options = self._by_name.get(issuer_name_sha1)
+        if not options:
+            return None
+        child = x509.load_der_x509_certificate(der)
+        for cid, (cand, key_sha1, key_sha256) in options.items():
+            if not isinstance(cand, x509.Certificate):
+                cand = x509.load_der_x509_certificate(cand)
+                options[cid] = (cand, key_sha1, key_sha256)
+            if verifies_under(child, cand):
+                return key_sha1, key_sha256
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -229,3 +229,20 @@ def test_certificates_issued_by_a_ledger_ca_are_found_by_issuer_key(node: Node) 
     # same issuer name and serial, another key: not this certificate
     out, _ = openssl_ocsp(node, "issued", issuer="impostor-ca")
     assert ": unknown" in out
+
+
+def test_a_device_indexed_before_its_ca_is_found_once_the_ca_arrives(node: Node) -> None:
+    ca = make_ca("Vendor A", "Late CA")
+    device = make_device("Vendor A", "early-1", issuer=ca)
+    node.pem("late-ca").write_bytes(ca.pem)
+    node.pem("early").write_bytes(device.pem)
+    early = put_on_ledger(node.registry, node.accounts, device)
+    node.reindex(lambda: requests.get(f"{node.url}/status/{early.hex()}", timeout=5).ok)
+    out, _ = openssl_ocsp(node, "early", issuer="late-ca")
+    assert ": unknown" in out  # the issuer's key is not in the index yet
+    put_on_ledger(node.registry, node.accounts, ca)
+    node.indexer.catch_up()
+    deadline = time.monotonic() + 10
+    while ": good" not in openssl_ocsp(node, "early", issuer="late-ca")[0]:
+        assert time.monotonic() < deadline, "the responder did not pick up the issuer"
+        time.sleep(0.2)

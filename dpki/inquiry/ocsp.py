@@ -226,9 +226,8 @@ class StatusIndex:
     def find(self, alg: str, name_hash: bytes, key_hash: bytes, serial: int) -> CertState | None:
         """Return the certificate an OCSP CertID names, or None."""
         entries = self.by_hash.get((alg, name_hash, serial), [])
-        exact = [s for k, s in entries if k == key_hash]
-        loose = [s for k, s in entries if k is None]  # issuer not in the index: name + serial
-        found = exact or loose
+        # the issuer key must match: a certificate whose issuer is not in the index is unknown
+        found = [s for k, s in entries if k == key_hash]
         if not found:
             return None
         # several submissions with the same issuer and serial: the latest change decides
