@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -69,11 +69,14 @@ _REASONS = {
 _MAX_CACHE = 200_000
 
 
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
 @dataclass(frozen=True)
 class ResponderIdentity:
     """The responder's signing key and certificate."""
 
-    key: ec.EllipticCurvePrivateKey
+    key: SigningKey
     certificate: x509.Certificate
     key_path: Path
     cert_path: Path
@@ -138,12 +141,22 @@ def load_or_create_identity(
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read the responder key/certificate: {exc}") from None
-    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{key_path}: want an EC private key, got {type(loaded).__name__}")
-    if loaded.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+    if not isinstance(loaded, SigningKey):
+        raise ConfigError(
+            f"{key_path}: want an EC, RSA or Ed25519 private key, got {type(loaded).__name__}"
+        )
+    if _spki(loaded.public_key()) != _spki(cert.public_key()):
         raise ConfigError(f"{cert_path} does not hold the public key of {key_path}")
     _check_policy(cert, cert_path)
     return ResponderIdentity(loaded, cert, key_path, cert_path)
+
+
+def _spki(public: Any) -> bytes:
+    return bytes(
+        public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
 
 
 def _check_policy(cert: x509.Certificate, path: Path) -> None:
@@ -341,6 +354,6 @@ class OcspResponder:
         )
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        return builder.sign(self.identity.key, hashes.SHA256()).public_bytes(
-            serialization.Encoding.DER
-        )
+        key = self.identity.key
+        digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+        return builder.sign(key, digest).public_bytes(serialization.Encoding.DER)
