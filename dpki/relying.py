@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import selectors
 import socket
 import socketserver
 import ssl
@@ -37,7 +38,13 @@ import requests
 from dpki.errors import ChainError, ConfigError, RpcUnavailable
 from dpki.registry import Registry, Status, as_cert_id
 
-__all__ = ["Decision", "LedgerTLSServer", "Verifier", "certificate_ids_in_handshake"]
+__all__ = [
+    "Decision",
+    "LedgerTLSServer",
+    "Verifier",
+    "certificate_ids_in_handshake",
+    "forward_to",
+]
 
 log = logging.getLogger("dpki.relying")
 
@@ -293,3 +300,50 @@ class LedgerTLSServer:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def forward_to(
+    backend: tuple[str, int], *, connect_timeout: float = 10.0, idle_timeout: float = 300.0
+) -> Callable[[ssl.SSLSocket, Decision], None]:
+    """Return a :class:`LedgerTLSServer` handler that relays an admitted device's plaintext
+    to ``backend`` (host, port) and back: a TLS gateway in front of equipment that does not
+    speak TLS itself. One thread per connection drives both directions (an SSL object must
+    not be read and written from two threads at once); the relay ends when the backend
+    closes, or after ``idle_timeout`` seconds without traffic."""
+
+    def relay(conn: ssl.SSLSocket, decision: Decision) -> None:
+        try:
+            upstream = socket.create_connection(backend, timeout=connect_timeout)
+        except OSError as exc:
+            log.warning("device %s admitted but backend %s:%s is down: %s", decision.id,
+                        *backend, exc)  # fmt: skip
+            return
+        log.info("device %s admitted; relaying to %s:%s", decision.id, *backend)
+        upstream.settimeout(None)
+        conn.settimeout(None)
+        peer = {conn: upstream, upstream: conn}
+        with upstream, selectors.DefaultSelector() as selector:
+            selector.register(conn, selectors.EVENT_READ)
+            selector.register(upstream, selectors.EVENT_READ)
+            while True:
+                # TLS may hold decrypted bytes the socket no longer signals
+                ready = [conn] if conn.pending() else [k.fileobj for k, _ in
+                                                       selector.select(idle_timeout)]  # fmt: skip
+                if not ready:
+                    return  # idle
+                for source in ready:
+                    assert isinstance(source, socket.socket)
+                    try:
+                        chunk = source.recv(65536)
+                        if chunk:
+                            peer[source].sendall(chunk)
+                            continue
+                    except OSError:
+                        return
+                    if source is upstream:
+                        return  # the backend is done: close the device's connection
+                    selector.unregister(conn)  # the device is done: let the backend finish
+                    with contextlib.suppress(OSError):
+                        upstream.shutdown(socket.SHUT_WR)
+
+    return relay

@@ -3,15 +3,20 @@ device authentication decided by the ledger."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import socketserver
 import ssl
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from e2e import wait_until
-from inquiry_helpers import Node, free_port
+from inquiry_helpers import DPKI, Node, free_port
 
 from dpki.cli import main
 from dpki.devices import make_device
@@ -165,3 +170,84 @@ def test_tls_refuses_a_client_without_a_certificate(
             conn.recv(10)
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------- the gateway command
+
+
+@pytest.fixture
+def echo_backend() -> Iterator[tuple[str, int]]:
+    """A plain-TCP backend that answers each chunk with ``echo:`` + the chunk."""
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(4096):
+                self.request.sendall(b"echo:" + data)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield "127.0.0.1", int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _through_gateway(node: Node, port: int, name: str, server_cert: str) -> bytes | str:
+    """Send ``hello`` through the gateway as device ``name``; return the answer or why not."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(server_cert)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(node.pem(name)), str(node.dir / f"{name}.key"))
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            ctx.wrap_socket(raw) as conn,
+        ):
+            conn.sendall(b"hello")
+            return conn.recv(100) or "closed"
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize("via", ["chain", "inquiry"])
+def test_gateway_relays_only_devices_the_ledger_trusts(
+    node: Node, server_files: tuple[str, str], echo_backend: tuple[str, int], via: str
+) -> None:
+    port = free_port()
+    log = (node.dir / f"gateway-{via}.log").open("wb")
+    backend = "{}:{}".format(*echo_backend)
+    proc = subprocess.Popen(
+        [*DPKI, "gateway", "--listen", f"127.0.0.1:{port}", "--to", backend,
+         "--cert", server_files[0], "--key", server_files[1],
+         "--via", "chain" if via == "chain" else node.url,
+         "--deployment", str(node.deployment)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _listening(port), 30, "the gateway to listen")
+        assert _through_gateway(node, port, "good", server_files[0]) == b"echo:hello"
+        for name in ("revoked", "suspended", "unknown"):
+            answer = _through_gateway(node, port, name, server_files[0])
+            assert isinstance(answer, str), (name, answer)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    output = (node.dir / f"gateway-{via}.log").read_text()
+    assert f"device {node.ids['good'].hex()} admitted" in output
+    assert "Traceback" not in output
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_gateway_usage_errors_exit_2() -> None:
+    code, output = dpki("gateway", "--to", "nowhere", "--cert", __file__, "--key", __file__)
+    assert code == 2 and "--to is HOST:PORT" in output

@@ -1,17 +1,24 @@
-"""Inquiry-node and relying-party commands: ``indexer run``, ``serve`` and ``verify``."""
+"""Inquiry-node and relying-party commands: ``indexer run``, ``serve``, ``verify`` and
+``gateway``."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.errors import ConfigError, ParseError
 from dpki.store import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from dpki.relying import Verifier
 
 __all__ = ["COMMANDS"]
 
@@ -97,7 +104,19 @@ def run(
             click.echo(f"indexed {total} events up to block {summary['indexed_block']}")
         return
     click.echo(f"following {deployment.registry} into {store.safe_url}", err=True)
-    idx.run(poll=poll, progress=show)
+    idx.run(poll=poll, progress=show, stop=_stop_on_signals())
+
+
+def _stop_on_signals() -> threading.Event:
+    """Return an event that SIGTERM and Ctrl-C set (for a clean stop between steps)."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 @click.command()
@@ -226,18 +245,12 @@ def _beside(db_url: str) -> Path:
 @json_option
 def verify(certificate: Path, via: str, deployment_path: Path | None, as_json: bool) -> None:
     """Decide trust in a presented certificate from its ledger status (exit 0 trusted, 1 not)."""
-    from dpki.relying import Verifier
     from dpki.x509 import load_facts
 
     found = load_facts(certificate)
     if len(found) != 1:
         raise ParseError(f"{certificate} holds {len(found)} certificates; want exactly one")
-    if via == "chain":
-        verifier = Verifier(load_deployment(deployment_path).registry_client())
-    elif via.startswith(("http://", "https://")):
-        verifier = Verifier(via)
-    else:
-        raise ConfigError(f"--via is 'chain' or an http(s) URL, got {via!r}")
+    verifier = _verifier(via, deployment_path)
     decision = verifier.decide(found[0].der)
     if as_json:
         echo_json(decision.to_json() | {"subject": found[0].subject})
@@ -248,4 +261,92 @@ def verify(certificate: Path, via: str, deployment_path: Path | None, as_json: b
         sys.exit(1)
 
 
-COMMANDS: list[click.Command] = [indexer, serve, verify]
+def _verifier(via: str, deployment_path: Path | None, max_age: float = 0.0) -> Verifier:
+    from dpki.relying import Verifier
+
+    if via == "chain":
+        return Verifier(load_deployment(deployment_path).registry_client(), max_age=max_age)
+    if via.startswith(("http://", "https://")):
+        return Verifier(via, max_age=max_age)
+    raise ConfigError(f"--via is 'chain' or an http(s) URL, got {via!r}")
+
+
+def _address(value: str, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what} is HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, metavar="HOST:PORT")
+@click.option("--to", "backend", required=True, metavar="HOST:PORT", help="Plain-TCP backend.")
+@click.option(
+    "--cert",
+    "certfile",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The gateway's own TLS certificate (PEM).",
+)
+@click.option(
+    "--key",
+    "keyfile",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Its private key (PEM).",
+)
+@click.option(
+    "--via",
+    default="chain",
+    show_default=True,
+    metavar="chain|URL",
+    help="Decide from the chain (a view call) or an inquiry node at URL.",
+)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds a decision may be reused (0: ask the ledger on every connection).",
+)
+@deployment_option
+def gateway(
+    listen: str,
+    backend: str,
+    certfile: Path,
+    keyfile: Path,
+    via: str,
+    max_age: float,
+    deployment_path: Path | None,
+) -> None:
+    """Admit TLS clients whose certificate the ledger says is valid; relay them to a backend.
+
+    Device authentication with no CA bundle, no CRL and no Internet: a device presents its
+    certificate, the ledger decides, and the backend sees plain TCP. Runs until SIGTERM.
+    """
+    from dpki.relying import LedgerTLSServer, forward_to
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    host, port = _address(listen, "--listen")
+    upstream = _address(backend, "--to")
+    verifier = _verifier(via, deployment_path, max_age)
+    try:
+        server = LedgerTLSServer(
+            verifier,
+            str(certfile),
+            str(keyfile),
+            forward_to(upstream),
+            host=host,
+            port=port,
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot start the gateway on {listen}: {exc}") from None
+    stop = _stop_on_signals()
+    server.start()
+    bound = ":".join(str(part) for part in server.address)
+    click.echo(f"gateway on {bound} -> {backend}, trusting {verifier.label}", err=True)
+    stop.wait()
+    server.stop()
+
+
+COMMANDS: list[click.Command] = [indexer, serve, verify, gateway]
