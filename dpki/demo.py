@@ -4,7 +4,8 @@ A devnet with three members and threshold 2; a validator process per member; the
 mints device certificates and provisions them with ``dpki submit``, plus one certificate
 that claims another member's organization, sent with ``--skip-check``; the validators
 endorse the good ones and reject the bad one; a relying party authenticates a device with
-one view call; the vendor revokes one. Everything is torn down at the end, also on Ctrl-C.
+one view call; the vendor revokes one; an inquiry node indexes the ledger and answers OCSP
+for a good and the revoked device. Everything is torn down at the end, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -236,7 +237,15 @@ def run_demo(
             f"revoke    device 17 (keyCompromise) -> status {after.status.label}, "
             f"isValid = {trusted_after}"
         )
+        with _timed(report, "inquiry_index"):
+            asked = {"device 18": minted[18], "device 17": device}
+            ocsp_answers, events = _inquiry(registry, deployment.deploy_block, workdir, asked)
+        say(
+            f"inquiry   indexed {events} events in {report.timings['inquiry_index']:.2f} s; "
+            + ", ".join(f"OCSP for {k}: {v}" for k, v in ocsp_answers.items())
+        )
         report.facts.update(
+            ocsp=ocsp_answers,
             trusted_before=trusted,
             trusted_after=trusted_after,
             impostor_status=record.status.label,
@@ -256,6 +265,41 @@ def run_demo(
         signal.signal(signal.SIGTERM, previous)
         if owned_tmp is not None:
             owned_tmp.cleanup()
+
+
+def _inquiry(
+    registry: Registry, deploy_block: int, workdir: Path, devices: dict[str, Any]
+) -> tuple[dict[str, str], int]:
+    """Index the ledger as an inquiry node does and ask its OCSP responder about devices."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    from dpki.indexer import Indexer
+    from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
+    from dpki.store import Store
+
+    store = Store(f"sqlite:///{workdir / 'index.sqlite'}")
+    try:
+        events = Indexer(registry, store, deploy_block).catch_up()
+        identity = load_or_create_identity(workdir / "ocsp.key", workdir / "ocsp.pem")
+        responder = OcspResponder(StatusIndex(store), identity)
+        responder.refresh()
+        answers = {}
+        for name, device in devices.items():
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(device.certificate, device.certificate, hashes.SHA1())
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
+            response = ocsp.load_der_ocsp_response(responder.respond(request))
+            answer = response.certificate_status.name.lower()
+            if response.revocation_reason is not None:
+                answer += f" ({response.revocation_reason.name})"
+            answers[name] = answer
+        return answers, events
+    finally:
+        store.close()
 
 
 def _sha256() -> Any:

@@ -302,6 +302,7 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert report["active"] == 20
     assert report["impostor_status"] == "rejected" and report["impostor_reason"] == "ORG_MISMATCH"
     assert report["trusted_before"] is True and report["trusted_after"] is False
+    assert report["ocsp"] == {"device 18": "good", "device 17": "revoked (key_compromise)"}
     assert report["gas"]["per_certificate"] > 0
     deployment = json.loads((tmp_path / "deployment.json").read_text())
     from dpki.devnet import Devnet

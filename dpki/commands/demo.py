@@ -45,6 +45,7 @@ def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
     )
     click.echo(f"  impostor submit->reject {t['reject']:8.2f} s")
     click.echo(f"  relying-party check     {t['authenticate_view_call'] * 1000:8.2f} ms")
+    click.echo(f"  inquiry node catch-up   {t['inquiry_index']:8.2f} s")
     click.echo("  gas during provisioning:")
     for who, gas in report.gas.items():
         click.echo(f"    {who:<20} {gas:>12,}")
