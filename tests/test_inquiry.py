@@ -7,7 +7,9 @@ import time
 import pytest
 import requests
 from conftest import rpc
-from inquiry_helpers import Node
+from inquiry_helpers import Node, put_on_ledger
+
+from dpki.devices import make_device
 
 
 def get(node: Node, path: str, **params: object) -> requests.Response:
@@ -127,3 +129,14 @@ def test_web_page_shows_search_status_endorsers_history_and_pem(node: Node) -> N
     missing = get(node, "/", id="ab" * 32).text
     assert "no certificate" in missing
     assert get(node, "/ui/certificates/nope").status_code == 400
+
+
+def test_names_from_the_ledger_are_escaped_on_the_page(node: Node) -> None:
+    """Anyone may submit a certificate: its subject is data, never markup (runs last: it adds
+    a certificate to the module's ledger)."""
+    hostile = make_device("Vendor A", "x", common_name='<script>alert("x")</script>')
+    cid = put_on_ledger(node.registry, node.accounts, hostile).hex()
+    node.reindex(lambda: get(node, f"/status/{cid}").status_code == 200)
+    for page in (get(node, f"/ui/certificates/{cid}").text, get(node, "/", subject="script").text):
+        assert "<script>" not in page
+        assert "&lt;script" in page  # escaped (RFC 4514 adds a backslash before it)
