@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from conftest import rpc
+from conftest import fake_submission, rpc
 from inquiry_helpers import Node, put_on_ledger
 
 from dpki.devices import make_device
@@ -140,3 +140,20 @@ def test_names_from_the_ledger_are_escaped_on_the_page(node: Node) -> None:
     for page in (get(node, f"/ui/certificates/{cid}").text, get(node, "/", subject="script").text):
         assert "<script>" not in page
         assert "&lt;script" in page  # escaped (RFC 4514 adds a backslash before it)
+
+
+def test_garbage_on_the_ledger_is_shown_not_fatal(node: Node) -> None:
+    """A submitter may put bytes that are no certificate and any uint40 window on the ledger
+    (validators reject it; the index still mirrors it): the node answers, it does not fail."""
+    junk = fake_submission(b"not a certificate", window=(0, 2**40 - 1))
+    receipt = node.registry.submit(node.accounts[0], junk)
+    cid = bytes(receipt.event("CertificateSubmitted").args["certId"]).hex()
+    node.reindex(lambda: get(node, f"/status/{cid}").status_code == 200)
+    record = get(node, f"/certificates/{cid}")
+    assert record.status_code == 200
+    body = record.json()
+    assert body["parse_error"] and body["subject"] is None
+    assert body["not_after"] == f"unix:{2**40 - 1}" and body["status"] == "pending"
+    assert get(node, f"/ui/certificates/{cid}").status_code == 200
+    assert get(node, "/", id=cid).status_code == 303
+    assert get(node, "/certificates", status="pending").status_code == 200

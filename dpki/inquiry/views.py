@@ -30,7 +30,10 @@ def iso(ts: int | None) -> str | None:
     """Return unix seconds as an ISO 8601 UTC string."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # a submitter may declare any uint40
+        return f"unix:{ts}"
 
 
 def pem(der: bytes) -> str:
