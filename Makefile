@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,11 +25,20 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap
+test: bootstrap browser
 	$(BIN)/pytest
 
-test-fast: bootstrap
+test-fast: bootstrap browser
 	$(BIN)/pytest -m "not slow"
+
+# The web page test drives Debian's headless Chromium (no browser download of its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the web page test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
 bench: bootstrap
 	$(BIN)/python bench/gas.py

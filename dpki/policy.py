@@ -50,7 +50,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from dpki.errors import PolicyError
-from dpki.x509 import CertificateFacts, facts, normalize_organization, verifies_under
+from dpki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
 
 __all__ = [
     "DEFAULT",
@@ -332,12 +332,12 @@ def _check_issuer(
     )
     if best.active is False:
         found["ISSUER_NOT_ACTIVE"] = (
-            f"got issuer {best.certificate.subject.rfc4514_string()} that is on the ledger "
+            f"got issuer {dn(best.certificate.subject)} that is on the ledger "
             "but not active; want an active issuer"
         )
     if not _is_ca_issuer(best.certificate):
         found["ISSUER_NOT_CA"] = (
-            f"got issuer {best.certificate.subject.rfc4514_string()} without "
+            f"got issuer {dn(best.certificate.subject)} without "
             "basicConstraints cA=TRUE and keyUsage keyCertSign; want a CA certificate"
         )
     return True, False

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dpki.errors import ConfigError, DpkiError
 from dpki.registry import Event, Status
+from dpki.x509 import dn
 
 __all__ = [
     "DEFAULT_URL",
@@ -272,10 +273,10 @@ def cert_fields(der: bytes) -> dict[str, Any]:
         self_issued = cert.issuer == subject
         out = dict(
             empty,
-            subject=subject.rfc4514_string(),
+            subject=dn(subject),
             organization=str(orgs[0].value) if orgs else None,
             common_name=str(cns[0].value) if cns else None,
-            issuer=cert.issuer.rfc4514_string(),
+            issuer=dn(cert.issuer),
             serial=format(cert.serial_number, "x"),
             self_issued=self_issued,
             **ocsp_hashes(cert),
@@ -808,9 +809,7 @@ class Store:
             c.c.revision,
         ]
         with self.engine.connect() as db:
-            rows = db.execute(
-                sa.select(*cols).where(c.c.revision > since_revision)
-            ).all()
+            rows = db.execute(sa.select(*cols).where(c.c.revision > since_revision)).all()
         return [dict(r._mapping) for r in rows]
 
     def all_ids(self) -> set[str]:

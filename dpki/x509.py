@@ -51,6 +51,7 @@ __all__ = [
     "NO_EXPIRY",
     "CertificateFacts",
     "cert_id",
+    "dn",
     "facts",
     "load_certificate",
     "load_certificates",
@@ -165,6 +166,22 @@ class CertificateFacts:
     def never_expires(self) -> bool:
         """Say whether notAfter is the RFC 5280 "no well-defined expiration" value."""
         return self.not_after >= NO_EXPIRY
+
+
+#: attribute names RFC 4514 leaves as dotted OIDs but that device certificates carry
+_DN_NAMES = {
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.TITLE: "title",
+    NameOID.GIVEN_NAME: "givenName",
+    NameOID.SURNAME: "surname",
+}
+
+
+def dn(name: x509.Name) -> str:
+    """Return a distinguished name as RFC 4514 text, with serialNumber and a few other
+    common attributes by name rather than as dotted OIDs."""
+    return name.rfc4514_string(_DN_NAMES)
 
 
 def cert_id(der: bytes) -> str:
@@ -319,13 +336,13 @@ def facts(
         extensions = _ExtensionFacts(cert.extensions)
         raw_issuer, raw_subject, spki = _tbs_parts(der)
         subject_name = cert.subject
-        subject = subject_name.rfc4514_string()
+        subject = dn(subject_name)
         if raw_issuer == raw_subject:  # equal encodings are equal names: decode once
             self_issued, issuer = True, subject
         else:  # cryptography compares values (string types may differ)
             issuer_name = cert.issuer
             self_issued = issuer_name == subject_name
-            issuer = issuer_name.rfc4514_string()
+            issuer = dn(issuer_name)
         organizations = tuple(
             str(a.value) for a in subject_name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         )
@@ -485,7 +502,7 @@ def _general_name(name: x509.GeneralName) -> str:
     if isinstance(name, x509.IPAddress):
         return f"IP:{name.value}"
     if isinstance(name, x509.DirectoryName):
-        return f"dirName:{name.value.rfc4514_string()}"
+        return f"dirName:{dn(name.value)}"
     if isinstance(name, x509.RegisteredID):
         return f"RID:{name.value.dotted_string}"
     if isinstance(name, x509.OtherName):
