@@ -25,7 +25,7 @@ import requests
 
 from dpki.errors import ChainError, RpcUnavailable
 from dpki.registry import Event, Registry
-from dpki.store import BlockRef, Store
+from dpki.store import KEEP_BLOCKS, BlockRef, Store
 
 __all__ = ["Indexer", "StepResult"]
 
@@ -172,7 +172,7 @@ class Indexer:
 
     def _fork_point(self) -> BlockRef | None:
         """Return the newest indexed block that is still on the chain (None: none is)."""
-        recent = self.store.recent_blocks(256)
+        recent = self.store.recent_blocks(KEEP_BLOCKS)
         current = self.headers(b.number for b in recent)
         for block in recent:  # newest first
             now = current.get(block.number)

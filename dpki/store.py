@@ -33,6 +33,7 @@ from dpki.x509 import dn
 __all__ = [
     "DEFAULT_URL",
     "SCHEMA_VERSION",
+    "KEEP_BLOCKS",
     "BlockRef",
     "CertRow",
     "Store",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///.dpki/index.sqlite"
+#: recent blocks whose hashes the index keeps, events or not: the deepest reorganization it
+#: can follow without reading everything again
+KEEP_BLOCKS = 256
 SCHEMA_VERSION = 1
 
 _meta = sa.MetaData()
@@ -451,6 +455,7 @@ class Store:
             if members_changed:
                 self._rebuild_members(db)
             self._save_blocks(db, [*blocks.values(), checkpoint])
+            self._prune_blocks(db, checkpoint.number - KEEP_BLOCKS)
             self._set_meta(
                 db, "checkpoint", f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
             )
@@ -694,17 +699,22 @@ class Store:
             ).all()
         return [BlockRef(r.number, r.hash, r.timestamp) for r in rows]
 
-    def prune_blocks(self, keep_below: int) -> None:
-        """Forget hashes of event-less blocks older than ``keep_below`` (kept for the rest)."""
-        with self.engine.begin() as db:
-            has_rows = sa.select(events_table.c.block_number).where(
-                events_table.c.block_number == blocks_table.c.number
-            )
-            db.execute(
-                blocks_table.delete().where(
-                    blocks_table.c.number < keep_below, ~sa.exists(has_rows)
-                )
-            )
+    def _prune_blocks(self, db: sa.Connection, keep_from: int) -> None:
+        """Forget event-less blocks below ``keep_from`` (checkpoints of empty ranges; QBFT
+        makes a block every few seconds). Blocks with events stay: their times date the
+        history when a reorganization rebuilds it. Only blocks newer than the last prune are
+        looked at, so each commit does a bounded amount of work."""
+        start = int(self.get_meta("pruned_below", db) or 0)
+        if keep_from <= start:
+            return
+        b = blocks_table
+        has_events = sa.select(events_table.c.block_number).where(
+            events_table.c.block_number == b.c.number
+        )
+        db.execute(
+            b.delete().where(b.c.number >= start, b.c.number < keep_from, ~sa.exists(has_events))
+        )
+        self._set_meta(db, "pruned_below", str(keep_from))
 
     # ------------------------------------------------------------------ queries
 

@@ -14,7 +14,7 @@ from inquiry_helpers import database, devices, put_on_ledger
 from dpki.indexer import Indexer
 from dpki.provision import submission_for
 from dpki.registry import Registry, Status
-from dpki.store import Store
+from dpki.store import KEEP_BLOCKS, Store
 from dpki.x509 import load_facts
 
 
@@ -199,3 +199,34 @@ def test_renewal_links_both_certificates_when_it_activates(
     fresh.endorse(accounts[2], new_id)
     indexer.catch_up()
     assert store.certificate(old_id.hex())["replaced_by"] == new_id.hex()  # type: ignore[index]
+
+
+def test_hashes_of_old_empty_blocks_are_pruned_but_reorgs_still_found(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, store: Store
+) -> None:
+    """A QBFT chain makes a block every few seconds; the index keeps the blocks its events
+    are in and the last KEEP_BLOCKS, not one row per step forever."""
+    cid = put_on_ledger(registry, accounts, devices(1)[0])
+    indexer = Indexer(registry, store, deploy_block, batch_blocks=40)
+    indexer.catch_up()
+    event_blocks = {e.block_number for e in registry.events(deploy_block)}
+    rpc(registry.rpc_url, "anvil_mine", hex(1000))  # empty blocks
+    indexer.catch_up()  # 25 steps, each saving its checkpoint block
+    kept = {b.number for b in store.recent_blocks(10_000)}
+    head = registry.block_number()
+    assert event_blocks <= kept  # their times date the history
+    assert {n for n in kept if n not in event_blocks} <= set(
+        range(head - KEEP_BLOCKS - 40, head + 1)
+    )
+    assert len(kept) <= len(event_blocks) + KEEP_BLOCKS // 40 + 3
+    # a reorganization in the recent blocks is still found and followed
+    snapshot = rpc(registry.rpc_url, "evm_snapshot")
+    rpc(registry.rpc_url, "anvil_mine", hex(5))
+    indexer.catch_up()
+    assert rpc(registry.rpc_url, "evm_revert", snapshot) is True
+    fresh = Registry(registry.w3, registry.address)
+    fresh.suspend(accounts[0], cid)
+    rpc(registry.rpc_url, "anvil_mine", hex(10))
+    assert indexer.step().rolled_back_to is not None
+    indexer.catch_up()
+    assert store.certificate(cid.hex())["status"] == Status.SUSPENDED  # type: ignore[index]
