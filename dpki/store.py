@@ -32,8 +32,8 @@ from dpki.x509 import dn
 
 __all__ = [
     "DEFAULT_URL",
-    "SCHEMA_VERSION",
     "KEEP_BLOCKS",
+    "SCHEMA_VERSION",
     "BlockRef",
     "CertRow",
     "Store",

@@ -97,8 +97,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(args: list[str], port: int, cwd: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Run ``dpki serve ARGS --port PORT`` in a subprocess; yield its base URL; stop it."""
+def served(
+    args: list[str], port: int, cwd: Path, timeout: float = 30.0, *, tls_ca: Path | None = None
+) -> Iterator[str]:
+    """Run ``dpki serve ARGS --port PORT`` in a subprocess; yield its base URL; stop it.
+
+    With ``tls_ca`` the server speaks HTTPS with a certificate that file verifies."""
     log = (cwd / f"serve-{port}.log").open("wb")
     proc = subprocess.Popen(
         [*DPKI, "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
@@ -106,14 +110,16 @@ def served(args: list[str], port: int, cwd: Path, timeout: float = 30.0) -> Iter
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise AssertionError((cwd / f"serve-{port}.log").read_text())
             try:
-                if requests.get(base + "/healthz", timeout=1).status_code in (200, 503):
+                verify = str(tls_ca) if tls_ca else True
+                answer = requests.get(base + "/healthz", timeout=1, verify=verify)
+                if answer.status_code in (200, 503):
                     break
             except requests.RequestException:
                 pass

@@ -65,3 +65,76 @@ def test_serve_follow_indexes_in_the_same_process(node: Node, tmp_path: Path) ->
         assert requests.get(f"{url}/status/{good}", timeout=5).json()["valid"] is True
         revoked = requests.get(f"{url}/status/{node.ids['revoked'].hex()}", timeout=5).json()
         assert revoked["status"] == "revoked" and revoked["reason"] == "keyCompromise"
+
+
+def test_serve_over_https(node: Node, tmp_path: Path) -> None:
+    """JSON and OCSP over TLS: a client that pins the node's certificate gets the answers."""
+    cert, key = _site_certificate(tmp_path)
+    args = ["--db", node.db_url, "--tls-cert", str(cert), "--tls-key", str(key)]
+    with served(args, free_port(), tmp_path, tls_ca=cert) as url:
+        assert url.startswith("https://")
+        good = node.ids["good"].hex()
+        answer = requests.get(f"{url}/status/{good}", timeout=5, verify=str(cert))
+        assert answer.json()["valid"] is True
+        responder = requests.get(f"{url}/ocsp/responder.pem", timeout=5, verify=str(cert))
+        assert b"BEGIN CERTIFICATE" in responder.content
+        out = subprocess.run(
+            ["openssl", "ocsp", "-url", f"{url}/ocsp", "-issuer", str(node.pem("good")),
+             "-cert", str(node.pem("good")), "-CAfile", str(cert), "-noverify"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0 and ": good" in out.stdout, out.stderr
+
+
+def test_serve_refuses_a_tls_key_that_does_not_match(node: Node, tmp_path: Path) -> None:
+    from dpki.devices import make_device
+
+    one, other = make_device("Operator B", "a"), make_device("Operator B", "b")
+    (tmp_path / "a.pem").write_bytes(one.pem)
+    (tmp_path / "b.key").write_bytes(other.key_pem())
+    done = subprocess.run(
+        [*DPKI, "serve", "--db", node.db_url, "--tls-cert", str(tmp_path / "a.pem"),
+         "--tls-key", str(tmp_path / "b.key"), "--port", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "cannot use" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _site_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """Write a self-signed TLS certificate for 127.0.0.1 and its key; return both paths."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inquiry node")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "site.pem", tmp_path / "site.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -155,6 +155,19 @@ def _stop_on_signals() -> threading.Event:
     show_default=True,
     help="Blocks of lag above which /healthz answers 503.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM; with --tls-key). OCSP clients usually "
+    "speak plain HTTP: responses are signed either way.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --tls-cert (PEM).",
+)
 @click.option("--follow/--no-follow", default=False, help="Also run the indexer in this process.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @deployment_option
@@ -168,11 +181,17 @@ def serve(
     organization: str | None,
     ocsp_validity: int,
     max_lag: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     follow: bool,
     access_log: bool,
     deployment_path: Path | None,
 ) -> None:
     """Serve the JSON API, the OCSP responder and the web page from the index."""
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        _check_tls_pair(tls_cert, tls_key)
     import os
 
     import uvicorn
@@ -206,8 +225,9 @@ def serve(
 
         idx = Indexer(deployment.registry_client(), store, deployment.deploy_block)
         threading.Thread(target=idx.run, daemon=True, name="indexer").start()
+    scheme = "https" if tls_cert else "http"
     click.echo(
-        f"inquiry node on http://{host}:{port} (index {store.safe_url}, OCSP responder "
+        f"inquiry node on {scheme}://{host}:{port} (index {store.safe_url}, OCSP responder "
         f"certificate {identity.cert_path})",
         err=True,
     )
@@ -222,7 +242,18 @@ def serve(
         access_log=access_log,
         log_level="warning",
         timeout_keep_alive=5,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
     )
+
+
+def _check_tls_pair(cert: Path, key: Path) -> None:
+    """Refuse a TLS certificate and key that do not load together, before serving."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot use {cert} with {key} for TLS: {exc}") from None
 
 
 def _beside(db_url: str) -> Path:
