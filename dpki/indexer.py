@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import sqlalchemy as sa
 
 from dpki.errors import ChainError, RpcUnavailable
 from dpki.registry import Event, Registry
@@ -85,7 +86,7 @@ class Indexer:
             {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
         ]
         try:
-            response = self._session.post(self._rpc_url, json=payload, timeout=60)
+            response = self._session.post(self._rpc_url, json=payload, timeout=(5, 30))
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise RpcUnavailable(f"the ledger at {self._rpc_url} did not answer: {exc}") from None
@@ -200,14 +201,16 @@ class Indexer:
         stop: threading.Event | None = None,
         progress: Callable[[StepResult], None] | None = None,
     ) -> None:
-        """Follow the chain until ``stop`` is set, retrying when the ledger is unreachable."""
+        """Follow the chain until ``stop`` is set, retrying with back-off while the ledger or
+        the database is unreachable (each range commits whole, so a retry loses nothing)."""
         stop = stop or threading.Event()
         delay = poll
         while not stop.is_set():
             try:
                 result = self.step()
-            except RpcUnavailable as exc:
-                log.warning("%s; retrying in %.0f s", exc, delay)
+            except (RpcUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                what = str(exc) if isinstance(exc, RpcUnavailable) else _db_error(exc)
+                log.warning("%s; retrying in %.1f s", what, delay)
                 stop.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
@@ -216,6 +219,11 @@ class Indexer:
                 progress(result)
             if result.idle:
                 stop.wait(poll)
+
+
+def _db_error(exc: sa.exc.DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return f"the index database is unavailable: {reason}"
 
 
 def _result(response: dict[str, Any], method: str) -> Any:

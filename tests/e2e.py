@@ -146,6 +146,8 @@ class TcpProxy:
             self._server.close()
             self._server = None
         for conn in self._conns:
+            with suppress(OSError):  # shutdown wakes the pipe threads' recv; close alone does not
+                conn.shutdown(self._socket_mod.SHUT_RDWR)
             with suppress(OSError):
                 conn.close()
         self._conns.clear()

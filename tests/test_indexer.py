@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from inquiry_helpers import database, devices, put_on_ledger
 
 from dpki.indexer import Indexer
 from dpki.provision import submission_for
-from dpki.registry import Registry, Status
+from dpki.registry import Registry, Status, connect
 from dpki.store import KEEP_BLOCKS, Store
 from dpki.x509 import load_facts
 
@@ -230,3 +232,45 @@ def test_hashes_of_old_empty_blocks_are_pruned_but_reorgs_still_found(
     assert indexer.step().rolled_back_to is not None
     indexer.catch_up()
     assert store.certificate(cid.hex())["status"] == Status.SUSPENDED  # type: ignore[index]
+
+
+def test_follows_through_database_and_ledger_outages(
+    registry: Registry, accounts: list[LocalAccount], deploy_block: int, tmp_path: Path
+) -> None:
+    """PostgreSQL and the chain node behind proxies that go down and come back: the running
+    indexer backs off, then catches up with nothing lost or doubled."""
+    from e2e import TcpProxy, wait_until
+
+    with database("postgresql", tmp_path) as url:
+        db_proxy, rpc_proxy = TcpProxy(5432), TcpProxy(int(registry.rpc_url.rsplit(":", 1)[1]))
+        db_proxy.up()
+        rpc_proxy.up()
+        store = Store(url.replace("127.0.0.1:5432", f"127.0.0.1:{db_proxy.port}"))
+        via_proxy = Registry(connect(rpc_proxy.url), registry.address)
+        indexer = Indexer(via_proxy, store, deploy_block)
+        stop = threading.Event()
+        runner = threading.Thread(target=indexer.run, kwargs={"poll": 0.1, "stop": stop})
+        runner.start()
+        try:
+            first = put_on_ledger(registry, accounts, devices(1)[0])
+            wait_until(lambda: store.certificate(first.hex()) is not None, 30, "the first")
+            for proxy in (db_proxy, rpc_proxy):
+                proxy.down()
+                later = put_on_ledger(registry, accounts, devices(1)[0])
+                time.sleep(1.0)  # the indexer fails and backs off meanwhile
+                proxy.up()
+                wait_until(
+                    lambda cid=later: store.certificate(cid.hex()) is not None,  # type: ignore[misc]
+                    60,
+                    "the certificate submitted during the outage",
+                )
+            stop.set()
+            runner.join(30)
+            assert not runner.is_alive()
+            assert store.event_count() == len(registry.events(deploy_block))
+            _assert_mirrors(store, registry)
+        finally:
+            stop.set()
+            store.close()
+            db_proxy.down()
+            rpc_proxy.down()
