@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 from e2e import wait_until
-from inquiry_helpers import DPKI, Node, devices, free_port, put_on_ledger, served
+from inquiry_helpers import DPKI, Node, database, devices, free_port, put_on_ledger, served
 
 
 def test_indexer_once_prints_a_summary(node: Node, tmp_path: Path) -> None:
@@ -138,3 +138,50 @@ def _site_certificate(tmp_path: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def test_serve_keeps_answering_status_and_ocsp_while_the_database_is_down(
+    node: Node, tmp_path: Path
+) -> None:
+    """An inquiry node on PostgreSQL: when the database goes away, /status and OCSP answer
+    from memory, queries get 503 with a reason, and everything is back when it returns."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+    from e2e import TcpProxy
+
+    from dpki.indexer import Indexer
+    from dpki.store import Store
+
+    with database("postgresql", tmp_path) as url:
+        store = Store(url)
+        Indexer(node.registry, store, node.indexer.deploy_block).catch_up()
+        store.close()
+        proxy = TcpProxy(5432)
+        proxy.up()
+        proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        good = node.ids["good"].hex()
+        device = node.devices["good"].certificate
+        request = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(device, device, hashes.SHA1())
+            .build()
+            .public_bytes(serialization.Encoding.DER)
+        )
+        try:
+            with served(["--db", proxied], free_port(), tmp_path) as base:
+                assert requests.get(f"{base}/certificates/{good}", timeout=5).ok
+                proxy.down()
+                down = requests.get(f"{base}/certificates/{good}", timeout=10)
+                assert down.status_code == 503 and "unavailable" in down.json()["error"]
+                assert requests.get(f"{base}/status/{good}", timeout=5).json()["valid"] is True
+                answer = requests.post(f"{base}/ocsp", data=request, timeout=5).content
+                status = ocsp.load_der_ocsp_response(answer).certificate_status
+                assert status == ocsp.OCSPCertStatus.GOOD
+                proxy.up()
+                wait_until(
+                    lambda: requests.get(f"{base}/certificates/{good}", timeout=10).ok,
+                    30,
+                    "queries to work again",
+                )
+        finally:
+            proxy.down()

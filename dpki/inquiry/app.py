@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import requests
+import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
@@ -266,6 +267,17 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     @api.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @api.exception_handler(sa.exc.OperationalError)
+    @api.exception_handler(sa.exc.InterfaceError)
+    async def database_down(_request: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
+        # /status and OCSP answer from memory meanwhile; queries need the database
+        log.warning("the index database is unavailable: %s", exc.orig)
+        return JSONResponse(
+            {"error": "the index database is unavailable; /status and OCSP still answer"},
+            status_code=503,
+            headers={"retry-after": "5"},
+        )
 
     return _OcspFront(api, responder)
 
