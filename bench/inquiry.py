@@ -7,7 +7,8 @@ A fresh devnet gets a vendor's issuing CA and N active P-256 device certificates
 Then:
 
 * indexer: events per second for a catch-up from the deployment block into SQLite and, when
-  it answers, the PostgreSQL on 127.0.0.1:5432 (a scratch database, dropped after);
+  it answers, the PostgreSQL on 127.0.0.1:5432 (scratch databases, dropped after); the best
+  of three catch-ups into fresh databases, all three printed;
 * (a) view call: ``isValid(id)`` as a raw JSON-RPC ``eth_call`` to the chain node;
 * (b) JSON: ``GET /status/{id}`` on ``dpki serve``;
 * (c) OCSP: ``POST /ocsp`` on ``dpki serve``: requests without a nonce (pre-produced answers),
@@ -218,13 +219,19 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
             (work / "ca.pem").write_bytes(ca.pem)
             # indexer catch-up: SQLite (what serve reads below), then PostgreSQL
             db_url = f"sqlite:///{work / 'index.sqlite'}"
-            out["indexer_sqlite"] = _index(registry, deployment.deploy_block, db_url)
-            with _scratch_postgres() as pg_url:
-                out["indexer_postgresql"] = (
-                    _index(registry, deployment.deploy_block, pg_url)
-                    if pg_url
-                    else {"skipped": "no PostgreSQL on 127.0.0.1:5432"}
-                )
+            runs = [_index(registry, deployment.deploy_block, db_url)]  # what serve reads
+            for i in range(2):
+                runs.append(_index(registry, deployment.deploy_block, f"{db_url}.{i}"))
+            out["indexer_sqlite"] = _best(runs)
+            runs = []
+            for i in range(3):
+                with _scratch_postgres(i) as pg_url:
+                    if pg_url is None:
+                        break
+                    runs.append(_index(registry, deployment.deploy_block, pg_url))
+            out["indexer_postgresql"] = (
+                _best(runs) if runs else {"skipped": "no PostgreSQL on 127.0.0.1:5432"}
+            )
             # (a) view call, the Python API single-threaded, then the raw call under load
             lat = []
             for cid in ids[: min(count, 500)]:
@@ -372,8 +379,14 @@ def _index(registry: Any, deploy_block: int, url: str) -> dict[str, Any]:
     return {"events": events, "seconds": round(took, 3), "events_per_s": round(events / took, 1)}
 
 
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the fastest of several catch-ups into fresh databases, with all rates."""
+    best = max(runs, key=lambda r: r["events_per_s"])
+    return best | {"runs_events_per_s": [r["events_per_s"] for r in runs]}
+
+
 @contextlib.contextmanager
-def _scratch_postgres() -> Iterator[str | None]:
+def _scratch_postgres(n: int = 0) -> Iterator[str | None]:
     """Yield the URL of a scratch database on the local PostgreSQL (None: none answers)."""
     try:
         import psycopg
@@ -382,7 +395,7 @@ def _scratch_postgres() -> Iterator[str | None]:
     except Exception:
         yield None
         return
-    name = f"dpki_bench_{os.getpid()}"
+    name = f"dpki_bench_{os.getpid()}_{n}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -458,7 +471,8 @@ def main() -> None:
             print(f"indexer catch-up into {db}: skipped: {ix['skipped']}")
             continue
         print(f"indexer catch-up into {db}: {ix['events']} events in {ix['seconds']} s "
-              f"= {ix['events_per_s']:.0f}/s")  # fmt: skip
+              f"= {ix['events_per_s']:.0f}/s (best of {len(ix['runs_events_per_s'])}: "
+              f"{', '.join(f'{r:.0f}' for r in ix['runs_events_per_s'])})")  # fmt: skip
     api = result["view_call_python_api"]
     print(
         f"view call via Registry.is_valid (1 thread): p50 {api['p50_ms']} ms p99 {api['p99_ms']} ms"
