@@ -19,18 +19,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import requests
-import sqlalchemy as sa
 
 from dpki.errors import ChainError, RpcUnavailable
 from dpki.registry import Event, Registry
-from dpki.store import KEEP_BLOCKS, BlockRef, Store
+from dpki.store import KEEP_BLOCKS, UNAVAILABLE, BlockRef, Store
 
 __all__ = ["Indexer", "StepResult"]
 
 log = logging.getLogger("dpki.indexer")
+
+#: failures the running indexer waits out: the ledger or the database is unreachable
+RETRIABLE: tuple[type[Exception], ...] = (RpcUnavailable, *UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -72,32 +71,9 @@ class Indexer:
         self.deploy_block = deploy_block
         self.confirmations = confirmations
         self.batch_blocks = batch_blocks
-        self._session = requests.Session()
-        self._rpc_url = registry.rpc_url
         store.bind_registry(registry.chain_id, registry.address, deploy_block)
 
     # ------------------------------------------------------------------ chain reads
-
-    def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Send JSON-RPC calls in one batch; return their results in order."""
-        if not calls:
-            return []
-        payload = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
-        ]
-        try:
-            response = self._session.post(self._rpc_url, json=payload, timeout=(5, 30))
-            body = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise RpcUnavailable(f"the ledger at {self._rpc_url} did not answer: {exc}") from None
-        if not isinstance(body, list):  # a node without batches: one by one
-            return (
-                [self._rpc_batch([c])[0] for c in calls]
-                if len(calls) > 1
-                else [_result(body, calls[0][0])]
-            )
-        by_id = {int(r["id"]): r for r in body}
-        return [_result(by_id[i], calls[i][0]) for i in range(len(calls))]
 
     def headers(self, numbers: Iterable[int]) -> dict[int, BlockRef | None]:
         """Return the chain's current header (hash, time) for each block number (None: none)."""
@@ -105,7 +81,8 @@ class Indexer:
         out: dict[int, BlockRef | None] = {}
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
-            results = self._rpc_batch([("eth_getBlockByNumber", [hex(n), False]) for n in part])
+            calls = [("eth_getBlockByNumber", [hex(n), False]) for n in part]
+            results = self.registry.batch(calls)
             for n, block in zip(part, results, strict=True):
                 out[n] = (
                     None
@@ -208,7 +185,7 @@ class Indexer:
         while not stop.is_set():
             try:
                 result = self.step()
-            except (RpcUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            except RETRIABLE as exc:
                 what = str(exc) if isinstance(exc, RpcUnavailable) else _db_error(exc)
                 log.warning("%s; retrying in %.1f s", what, delay)
                 stop.wait(delay)
@@ -221,12 +198,7 @@ class Indexer:
                 stop.wait(poll)
 
 
-def _db_error(exc: sa.exc.DBAPIError) -> str:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+def _db_error(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)  # the driver's own message, without SQLAlchemy's story
+    reason = str(orig).strip().splitlines()[0] if orig else type(exc).__name__
     return f"the index database is unavailable: {reason}"
-
-
-def _result(response: dict[str, Any], method: str) -> Any:
-    if "error" in response:
-        raise ChainError(f"{method} failed: {response['error'].get('message')}")
-    return response.get("result")

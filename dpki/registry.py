@@ -595,11 +595,30 @@ class Registry:
                 results.append(self.abi.decode_output(name, self._call_result(answer)))
         return results
 
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Send JSON-RPC ``(method, params)`` calls in one round trip; return their results in
+        order (one by one when the node refuses batches). An error answer raises ChainError."""
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        answers = self._post_batch(payload) if payload else []
+        if answers is None:
+            answers = [dict(self._request(m, p), id=i) for i, (m, p) in enumerate(calls)]
+        by_id = {int(a["id"]): a for a in answers}
+        results = []
+        for i, (method, _params) in enumerate(calls):
+            answer = by_id[i]
+            if "error" in answer:
+                raise ChainError(f"{method} failed: {answer['error'].get('message')}")
+            results.append(answer.get("result"))
+        return results
+
     def _post_batch(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         import requests
 
         try:
-            response = self._session.post(self.rpc_url, json=payload, timeout=60)
+            # connect within 5 s; a half-open connection gives up reading after 60 s
+            response = self._session.post(self.rpc_url, json=payload, timeout=(5, 60))
         except requests.RequestException as exc:
             raise RpcUnavailable(f"the ledger at {self.rpc_url} did not answer: {exc}") from None
         try:
@@ -816,6 +835,22 @@ class Registry:
         """Return the full record of a certificate (status NONE when unknown)."""
         cid = as_cert_id(cert_id)
         return self._status(cid, self.call("statusOf", cid, block=block))
+
+    def status_at_head(self, cert_id: str | bytes) -> tuple[CertificateStatus, int]:
+        """Return the record of a certificate and the head block's time in one round trip."""
+        cid = as_cert_id(cert_id)
+        data = "0x" + self.abi.encode_call("statusOf", [cid]).hex()
+        try:
+            head, raw = self.batch(
+                [
+                    ("eth_getBlockByNumber", ["latest", False]),
+                    ("eth_call", [{"to": self.address, "data": data}, "latest"]),
+                ]
+            )
+        except ChainError:  # a transient node error: the single calls retry it
+            return self.status_of(cid), self.block_timestamp()
+        record = self.abi.decode_output("statusOf", bytes.fromhex(str(raw).removeprefix("0x")))
+        return self._status(cid, record), int(head["timestamp"], 16)
 
     @staticmethod
     def _status(cid: bytes, s: Any) -> CertificateStatus:

@@ -13,8 +13,9 @@ ledger about the leaf and, only when it is valid, adds that exact certificate to
 store, so OpenSSL's own verification then succeeds; for any other certificate the handshake
 fails with "unknown CA". The client's CertificateVerify message (checked by OpenSSL in every
 TLS handshake that sends a client certificate) proves it holds the private key. Because a
-certificate once added stays in the store, every connection is decided again after the
-handshake from ``getpeercert(binary_form=True)``; a certificate revoked since then is cut off.
+certificate once added stays in the store, a connection from a device admitted before is
+decided again after the handshake from ``getpeercert(binary_form=True)``; a certificate
+revoked since then is cut off. A first connection reuses the decision its handshake took.
 """
 
 from __future__ import annotations
@@ -129,8 +130,7 @@ class Verifier:
 
     def _ask_chain(self, cid: str) -> Decision:
         assert isinstance(self.source, Registry)
-        record = self.source.status_of(cid)
-        now = self.source.block_timestamp()
+        record, now = self.source.status_at_head(cid)
         return Decision(
             id=cid,
             trusted=record.valid_at(now),
@@ -219,6 +219,7 @@ class LedgerTLSServer:
         self.context.verify_mode = ssl.CERT_REQUIRED
         self.context._msg_callback = self._on_message  # type: ignore[attr-defined]
         self._admitted: set[str] = set()
+        self._in_handshake = threading.local()  # the decision taken during a handshake
         self._store_lock = threading.Lock()
         self.handshake_timeout = handshake_timeout
         outer = self
@@ -254,7 +255,11 @@ class LedgerTLSServer:
                 return
             leaf = ders[0]
             cid = hashlib.sha256(leaf).hexdigest()
-            if cid in self._admitted or not self.verifier.decide(leaf).trusted:
+            if cid in self._admitted:
+                return
+            decision = self.verifier.decide(leaf)
+            self._in_handshake.decision = decision  # this thread's handshake: _serve reuses it
+            if not decision.trusted:
                 return
             with self._store_lock:
                 self.context.load_verify_locations(cadata=leaf)
@@ -264,6 +269,7 @@ class LedgerTLSServer:
 
     def _serve(self, raw: socket.socket, address: Any) -> None:
         raw.settimeout(self.handshake_timeout)
+        self._in_handshake.decision = None
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -274,8 +280,10 @@ class LedgerTLSServer:
             if der is None:
                 self.refused(address, "no client certificate")
                 return
-            try:
-                decision = self.verifier.decide(der)
+            decision: Decision | None = self._in_handshake.decision
+            try:  # a device admitted earlier is asked about again: it may be revoked since
+                if decision is None or decision.id != hashlib.sha256(der).hexdigest():
+                    decision = self.verifier.decide(der)
             except ChainError as exc:
                 self.refused(address, f"ledger unreachable: {exc}")
                 return

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_URL",
     "KEEP_BLOCKS",
     "SCHEMA_VERSION",
+    "UNAVAILABLE",
     "BlockRef",
     "CertRow",
     "Store",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///.dpki/index.sqlite"
+#: what SQLAlchemy raises while the database cannot be reached (retry, or answer 503)
+UNAVAILABLE: tuple[type[sa.exc.DBAPIError], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
 #: recent blocks whose hashes the index keeps, events or not: the deepest reorganization it
 #: can follow without reading everything again
 KEEP_BLOCKS = 256
@@ -398,11 +401,6 @@ class Store:
             return None
         number, hash_, ts = raw.split(":")
         return BlockRef(int(number), hash_, int(ts))
-
-    def revision(self) -> int:
-        """Return the change counter (bumped by every range that touched certificates)."""
-        raw = self.get_meta("revision")
-        return int(raw) if raw else 0
 
     def generation(self) -> str:
         """Return a string that changes on every commit or rollback (for cache refresh)."""

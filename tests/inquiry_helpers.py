@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import requests
 from conftest import rpc
+from cryptography.hazmat.primitives import serialization
 from eth_account.signers.local import LocalAccount
 
 from dpki.devices import Device, make_device
@@ -215,3 +217,14 @@ def inquiry_node(
     finally:
         store.close()
         assert rpc(rpc_url, "evm_revert", snapshot) is True
+
+
+def write_key(path: Path, key: Any) -> None:
+    """Write a private key (EC, RSA or Ed25519) as unencrypted PKCS#8 PEM (test keys only)."""
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )

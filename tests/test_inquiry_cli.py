@@ -10,7 +10,16 @@ from pathlib import Path
 
 import requests
 from e2e import wait_until
-from inquiry_helpers import DPKI, Node, database, devices, free_port, put_on_ledger, served
+from inquiry_helpers import (
+    DPKI,
+    Node,
+    database,
+    devices,
+    free_port,
+    put_on_ledger,
+    served,
+    write_key,
+)
 
 
 def test_indexer_once_prints_a_summary(node: Node, tmp_path: Path) -> None:
@@ -130,13 +139,7 @@ def _site_certificate(tmp_path: Path) -> tuple[Path, Path]:
     )
     cert_path, key_path = tmp_path / "site.pem", tmp_path / "site.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    write_key(key_path, key)
     return cert_path, key_path
 
 

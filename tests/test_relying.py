@@ -3,6 +3,7 @@ device authentication decided by the ledger."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import socketserver
@@ -150,6 +151,45 @@ def test_tls_admits_only_devices_the_ledger_says_are_valid(
                 wait_until(lambda: "is suspended" in refused[-1], 10, "the suspension refusal")
             finally:
                 node.registry.resume(node.accounts[0], node.ids["spare"])
+    finally:
+        server.stop()
+
+
+def test_status_at_head_is_status_of_and_head_time_in_one_round_trip(node: Node) -> None:
+    for cid in (node.ids["revoked"], node.ids["good"], b"\x42" * 32):
+        record, at = node.registry.status_at_head(cid)
+        assert record == node.registry.status_of(cid)
+        assert at == node.registry.block_timestamp()
+
+
+def test_tls_decides_once_per_first_connection_and_survives_garbage(
+    node: Node, server_files: tuple[str, str]
+) -> None:
+    asked: list[str] = []
+
+    class Counting(Verifier):
+        def decide(self, certificate: bytes | str) -> Decision:
+            decision = super().decide(certificate)
+            asked.append(decision.id)
+            return decision
+
+    refused: list[str] = []
+    server = LedgerTLSServer(
+        Counting(node.registry), *server_files, lambda c, d: c.sendall(b"hi"),
+        refused=lambda _a, why: refused.append(why),
+    ).start()  # fmt: skip
+    try:
+        for junk in (b"GET / HTTP/1.0\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"\x00" * 64):
+            with socket.create_connection(server.address, timeout=10) as raw:
+                raw.sendall(junk)
+                with contextlib.suppress(OSError):  # an alert, nothing or a reset
+                    raw.recv(100)
+        wait_until(lambda: len(refused) == 2, 10, "both garbage clients refused")
+        spare = node.ids["spare"].hex()
+        assert _connect(node, server, "spare", server_files[0]) == b"hi"
+        assert asked == [spare]  # the handshake's decision served the connection too
+        assert _connect(node, server, "spare", server_files[0]) == b"hi"
+        assert asked == [spare, spare]  # admitted before: asked again, it may be revoked
     finally:
         server.stop()
 

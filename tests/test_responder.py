@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from inquiry_helpers import DPKI, Node, put_on_ledger
+from inquiry_helpers import DPKI, Node, put_on_ledger, write_key
 
 from dpki.devices import Device, make_device
 from dpki.errors import ConfigError
@@ -56,34 +56,24 @@ def _self_signed(key: PrivateKey, *, days: int = 30) -> x509.Certificate:
     )
 
 
-def _write(path: Path, key: PrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
 def test_refuses_half_a_pair_a_foreign_key_and_an_expired_certificate(tmp_path: Path) -> None:
     key, cert = tmp_path / "r.key", tmp_path / "r.pem"
     load_or_create_identity(key, cert)
     with pytest.raises(ConfigError, match="only one of"):
         load_or_create_identity(key, tmp_path / "missing.pem")
     other = ec.generate_private_key(ec.SECP256R1())
-    _write(tmp_path / "other.key", other)
+    write_key(tmp_path / "other.key", other)
     with pytest.raises(ConfigError, match="does not hold the public key"):
         load_or_create_identity(tmp_path / "other.key", cert)
     old = ec.generate_private_key(ec.SECP256R1())
-    _write(tmp_path / "old.key", old)
+    write_key(tmp_path / "old.key", old)
     (tmp_path / "old.pem").write_bytes(
         _self_signed(old, days=-1).public_bytes(serialization.Encoding.PEM)
     )
     with pytest.raises(ConfigError, match=r"breaks the policy.*EXPIRED"):
         load_or_create_identity(tmp_path / "old.key", tmp_path / "old.pem")
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    _write(tmp_path / "small.key", small)
+    write_key(tmp_path / "small.key", small)
     (tmp_path / "small.pem").write_bytes(
         _self_signed(small).public_bytes(serialization.Encoding.PEM)
     )
@@ -98,7 +88,7 @@ def test_rsa_and_ed25519_responders_sign_verifiable_answers(tmp_path: Path, kind
         if kind == "rsa"
         else ed25519.Ed25519PrivateKey.generate()
     )
-    _write(tmp_path / "r.key", key)
+    write_key(tmp_path / "r.key", key)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{kind} responder")])
     now = dt.datetime.now(dt.UTC)
     certificate = (

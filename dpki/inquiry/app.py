@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import requests
-import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
@@ -30,7 +29,7 @@ from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
 from dpki.inquiry.views import certificate_json, iso, reason_label, summary_json
 from dpki.registry import Status
-from dpki.store import Store
+from dpki.store import UNAVAILABLE, Store
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 
@@ -268,16 +267,17 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
-    @api.exception_handler(sa.exc.OperationalError)
-    @api.exception_handler(sa.exc.InterfaceError)
-    async def database_down(_request: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
         # /status and OCSP answer from memory meanwhile; queries need the database
-        log.warning("the index database is unavailable: %s", exc.orig)
+        log.warning("the index database is unavailable: %s", getattr(exc, "orig", exc))
         return JSONResponse(
             {"error": "the index database is unavailable; /status and OCSP still answer"},
             status_code=503,
             headers={"retry-after": "5"},
         )
+
+    for unavailable in UNAVAILABLE:
+        api.add_exception_handler(unavailable, database_down)
 
     return _OcspFront(api, responder)
 
