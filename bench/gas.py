@@ -19,10 +19,8 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dpki.devices import make_device
-from dpki.devnet import Devnet
-from dpki.keys import dev_account
-from dpki.registry import (
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import (
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     MemberSpec,
@@ -30,6 +28,8 @@ from dpki.registry import (
     Submission,
     connect,
 )
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 ORGS = ("Vendor A", "Operator B", "CA C")

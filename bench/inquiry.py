@@ -51,14 +51,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from dpki.chain.keys import dev_account
 from dpki.commands.chain import deploy_devnet
-from dpki.devices import make_ca, make_device
-from dpki.devnet import Devnet
-from dpki.indexer import Indexer
-from dpki.keys import dev_account
-from dpki.provision import submission_for, submit_all
-from dpki.store import Store
-from dpki.x509 import facts
+from dpki.dev.devices import make_ca, make_device
+from dpki.dev.devnet import Devnet
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import Store
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for, submit_all
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"

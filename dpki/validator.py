@@ -21,11 +21,11 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.registry import Event, Registry, Status
 from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
-from dpki.ledger import LedgerIssuers
-from dpki.policy import DEFAULT, REASON_CODES, Policy, evaluate
-from dpki.registry import Event, Registry, Status
-from dpki.x509 import facts, load_certificate, organization_hash, validity_seconds
+from dpki.pki.issuers import LedgerIssuers
+from dpki.pki.policy import DEFAULT, REASON_CODES, Policy, evaluate
+from dpki.pki.x509 import facts, load_certificate, organization_hash, validity_seconds
 
 __all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
 

@@ -23,12 +23,12 @@ from conftest import rpc
 from cryptography.hazmat.primitives import serialization
 from eth_account.signers.local import LocalAccount
 
-from dpki.devices import Device, make_device
-from dpki.indexer import Indexer
-from dpki.provision import submission_for
-from dpki.registry import Registry, connect
-from dpki.store import Store
-from dpki.x509 import load_facts
+from dpki.chain.registry import Registry, connect
+from dpki.dev.devices import Device, make_device
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import Store
+from dpki.pki.x509 import load_facts
+from dpki.submission import submission_for
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,7 @@ from conftest import fake_submission, rpc
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from dpki.errors import ContractError
-from dpki.registry import (
+from dpki.chain.registry import (
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     MemberSpec,
@@ -24,6 +23,7 @@ from dpki.registry import (
     Submission,
     connect,
 )
+from dpki.errors import ContractError
 
 BOTH = ROLE_VALIDATOR | ROLE_SUBMITTER
 ZERO_ID = b"\x00" * 32

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode as abi_encode
 
-from dpki.registry import _abi_type, _default_abi, _event_args, _fast_event_args
+from dpki.chain.registry import _abi_type, _default_abi, _event_args, _fast_event_args
 
 ABI = _default_abi()
 EVENTS = {item["name"]: (sig, item) for sig, item in ABI.events.items()}

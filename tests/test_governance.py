@@ -29,7 +29,7 @@ from registry_helpers import (
 )
 
 from dpki import errors
-from dpki.registry import (
+from dpki.chain.registry import (
     ARTIFACT_PATH,
     Member,
     MemberSpec,

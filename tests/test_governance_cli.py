@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from e2e import ORGS, private_devnet, run_cli
 
-from dpki.deployment import Deployment
-from dpki.devices import make_device
-from dpki.keys import dev_account
-from dpki.provision import submission_for
-from dpki.registry import Status
-from dpki.x509 import facts
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Status
+from dpki.dev.devices import make_device
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
 
 VENDOR, OPERATOR, CA = ORGS
 

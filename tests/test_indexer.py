@@ -13,11 +13,11 @@ from conftest import rpc
 from eth_account.signers.local import LocalAccount
 from inquiry_helpers import database, devices, put_on_ledger
 
-from dpki.indexer import Indexer
-from dpki.provision import submission_for
-from dpki.registry import Registry, Status, connect
-from dpki.store import KEEP_BLOCKS, Store
-from dpki.x509 import load_facts
+from dpki.chain.registry import Registry, Status, connect
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import KEEP_BLOCKS, Store
+from dpki.pki.x509 import load_facts
+from dpki.submission import submission_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

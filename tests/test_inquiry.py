@@ -9,7 +9,7 @@ import requests
 from conftest import fake_submission, rpc
 from inquiry_helpers import Node, put_on_ledger
 
-from dpki.devices import make_device
+from dpki.dev.devices import make_device
 
 
 def get(node: Node, path: str, **params: object) -> requests.Response:

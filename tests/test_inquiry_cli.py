@@ -96,7 +96,7 @@ def test_serve_over_https(node: Node, tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_tls_key_that_does_not_match(node: Node, tmp_path: Path) -> None:
-    from dpki.devices import make_device
+    from dpki.dev.devices import make_device
 
     one, other = make_device("Operator B", "a"), make_device("Operator B", "b")
     (tmp_path / "a.pem").write_bytes(one.pem)
@@ -152,8 +152,8 @@ def test_serve_keeps_answering_status_and_ocsp_while_the_database_is_down(
     from cryptography.x509 import ocsp
     from e2e import TcpProxy
 
-    from dpki.indexer import Indexer
-    from dpki.store import Store
+    from dpki.inquiry.indexer import Indexer
+    from dpki.inquiry.store import Store
 
     with database("postgresql", tmp_path) as url:
         store = Store(url)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from inquiry_helpers import Node, put_on_ledger
 
-from dpki.devices import make_ca, make_device
+from dpki.dev.devices import make_ca, make_device
 
 OPENSSL = "/usr/bin/openssl"
 

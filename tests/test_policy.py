@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dpki.errors import PolicyError
-from dpki.policy import (
+from dpki.pki.policy import (
     DEFAULT,
     REASON_CODES,
     UNDERSTOOD_EXTENSIONS,
@@ -25,7 +25,7 @@ from dpki.policy import (
     code_name,
     evaluate,
 )
-from dpki.x509 import CertificateFacts, facts, load_certificates, load_facts
+from dpki.pki.x509 import CertificateFacts, facts, load_certificates, load_facts
 
 CERTS = Path(__file__).resolve().parent / "certs"
 MANIFEST = json.loads((CERTS / "expected.json").read_text())

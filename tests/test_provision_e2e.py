@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from e2e import ORGS, ValidatorProcess, private_devnet, run_cli, wait_until
 
-from dpki.deployment import Deployment
-from dpki.devices import Device, make_device
-from dpki.keys import dev_account
-from dpki.policy import REASON_CODES
-from dpki.provision import submission_for
-from dpki.registry import Registry, Status
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, Status
+from dpki.dev.devices import Device, make_device
+from dpki.pki.policy import REASON_CODES
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
 from dpki.validator import SUBMISSION_MISMATCH
-from dpki.x509 import facts
 
 VENDOR, OPERATOR, CA = ORGS
 
@@ -305,7 +305,7 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert report["ocsp"] == {"device 18": "good", "device 17": "revoked (key_compromise)"}
     assert report["gas"]["per_certificate"] > 0
     deployment = json.loads((tmp_path / "deployment.json").read_text())
-    from dpki.devnet import Devnet
+    from dpki.dev.devnet import Devnet
 
     assert not Devnet(deployment["devnet"]["pid"], deployment["devnet"]["port"]).alive()
     leftover = subprocess.run(["pgrep", "-f", f"validator run.*{tmp_path}"], capture_output=True)

@@ -33,7 +33,7 @@ from registry_helpers import (
 )
 
 from dpki import errors
-from dpki.registry import NO_EXPIRY, Member, Registry, Status, Submission
+from dpki.chain.registry import NO_EXPIRY, Member, Registry, Status, Submission
 
 SUPERSEDED_REASON = 4
 CERTIFICATE_HOLD = 6

@@ -20,7 +20,7 @@ from e2e import wait_until
 from inquiry_helpers import DPKI, Node, free_port
 
 from dpki.cli import main
-from dpki.devices import make_device
+from dpki.dev.devices import make_device
 from dpki.relying import Decision, LedgerTLSServer, Verifier
 
 

@@ -17,11 +17,11 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from inquiry_helpers import DPKI, Node, put_on_ledger, write_key
 
-from dpki.devices import Device, make_device
+from dpki.dev.devices import Device, make_device
 from dpki.errors import ConfigError
 from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
-from dpki.policy import evaluate
-from dpki.store import Store
+from dpki.inquiry.store import Store
+from dpki.pki.policy import evaluate
 
 
 def test_created_on_first_start_then_reused(tmp_path: Path) -> None:

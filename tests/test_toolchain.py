@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, fake_submission
 
-from dpki.build import ARTIFACT_PATH, compile_sources, source_hashes
-from dpki.devnet import find_tool
-from dpki.keys import dev_account
-from dpki.registry import Registry, load_artifact
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, load_artifact
+from dpki.dev.build import ARTIFACT_PATH, compile_sources, source_hashes
+from dpki.dev.devnet import find_tool
 
 
 def test_artifact_sources_match_contracts() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from dpki.chain.deployment import Deployment, roles_from_names, roles_to_names
+from dpki.chain.registry import Proposal, ProposalKind, Registry
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.commands.lifecycle import REVOCATION_REASONS, as_option, keystore_option, resolve_cert_id
-from dpki.deployment import Deployment, roles_from_names, roles_to_names
-from dpki.registry import Proposal, ProposalKind, Registry
 
 __all__ = ["COMMANDS"]
 

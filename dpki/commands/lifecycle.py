@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
+from dpki.chain.deployment import Deployment
+from dpki.chain.registry import CertificateStatus, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
-from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
-from dpki.ledger import LedgerIssuers, chain_lookups
-from dpki.policy import StaticIssuers, evaluate
-from dpki.provision import SubmitOutcome, submission_for, submit_all
-from dpki.registry import CertificateStatus, Registry, Status, as_cert_id
-from dpki.x509 import CertificateFacts, load_facts
+from dpki.pki.issuers import LedgerIssuers, chain_lookups
+from dpki.pki.policy import StaticIssuers, evaluate
+from dpki.pki.x509 import CertificateFacts, load_facts
+from dpki.submission import SubmitOutcome, submission_for, submit_all
 
 __all__ = ["COMMANDS", "REVOCATION_REASONS", "resolve_cert_id"]
 
@@ -100,7 +100,7 @@ def status_json(
 
 def _reason_label(record: CertificateStatus) -> str:
     if record.status is Status.REJECTED:
-        from dpki.policy import code_name
+        from dpki.pki.policy import code_name
 
         try:
             return code_name(record.reason)

@@ -25,11 +25,11 @@ import requests
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
+from dpki.chain.registry import Status
 from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
+from dpki.inquiry.store import UNAVAILABLE, Store
 from dpki.inquiry.views import certificate_json, iso, reason_label, summary_json
-from dpki.registry import Status
-from dpki.store import UNAVAILABLE, Store
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 

@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dpki.chain.registry import Status
 from dpki.errors import ConfigError
-from dpki.registry import Status
-from dpki.store import Store
+from dpki.inquiry.store import Store
 
 __all__ = [
     "MALFORMED",
@@ -161,7 +161,7 @@ def _spki(public: Any) -> bytes:
 
 def _check_policy(cert: x509.Certificate, path: Path) -> None:
     """Refuse a responder certificate the consortium policy would not accept."""
-    from dpki.policy import evaluate
+    from dpki.pki.policy import evaluate
 
     verdict = evaluate(cert, organization=None, at=dt.datetime.now(dt.UTC))
     if not verdict.ok:

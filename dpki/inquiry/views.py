@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dpki.registry import Status
+from dpki.chain.registry import Status
 
 __all__ = ["REASON_NAMES", "certificate_json", "iso", "pem", "reason_label", "summary_json"]
 
@@ -49,7 +49,7 @@ def reason_label(status: int, reason: int) -> str | None:
         return None
     if status == Status.REJECTED:
         from dpki.errors import DpkiError
-        from dpki.policy import code_name
+        from dpki.pki.policy import code_name
 
         try:
             return code_name(reason)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-from dpki.registry import PendingTx, Registry, Status, Submission
-from dpki.x509 import CertificateFacts, organization_hash, validity_seconds
+from dpki.chain.registry import PendingTx, Registry, Status, Submission
+from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
 

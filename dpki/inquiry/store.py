@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from dpki.chain.registry import Event, Status
 from dpki.errors import ConfigError, DpkiError
-from dpki.registry import Event, Status
-from dpki.x509 import dn
+from dpki.pki.x509 import dn
 
 __all__ = [
     "DEFAULT_URL",
@@ -843,7 +843,7 @@ class _Issuers:
 
     def issuer_of(self, der: bytes, issuer_name_sha1: str) -> tuple[str, str] | None:
         """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``."""
-        from dpki.x509 import verifies_under
+        from dpki.pki.x509 import verifies_under
 
         options = self._by_name.get(issuer_name_sha1)
         if not options:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dpki.policy import IssuerCandidate, IssuerLookup
-from dpki.registry import Registry, Status
+from dpki.chain.registry import Registry, Status
+from dpki.pki.policy import IssuerCandidate, IssuerLookup
 
 __all__ = ["LedgerIssuers", "chain_lookups"]
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dpki.chain.deployment import Deployment
+from dpki.chain.registry import Registry, Status
 from dpki.commands.chain import DEFAULT_ORGS, deploy_devnet
-from dpki.deployment import Deployment
-from dpki.devices import make_device
-from dpki.devnet import Devnet
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
 from dpki.errors import DpkiError
-from dpki.registry import Registry, Status
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -205,7 +205,7 @@ def run_demo(
                 raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
             _wait_for(registry, [bad_id], Status.REJECTED, 120, "impostor certificate")
         record = registry.status_of(bad_id)
-        from dpki.policy import code_name
+        from dpki.pki.policy import code_name
 
         say(f"impostor  rejected by {record.rejections} validators: {code_name(record.reason)}")
         last_block = registry.block_number()
@@ -274,9 +274,9 @@ def _inquiry(
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
 
-    from dpki.indexer import Indexer
+    from dpki.inquiry.indexer import Indexer
     from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
-    from dpki.store import Store
+    from dpki.inquiry.store import Store
 
     store = Store(f"sqlite:///{workdir / 'index.sqlite'}")
     try:

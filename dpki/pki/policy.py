@@ -9,7 +9,7 @@ reject a submission.
 Decisions written down here so that every validator applies the same rules:
 
 * ``ORG_MISMATCH`` applies to self-issued certificates (issuer DN equals subject DN) that
-  no looked-up issuer signed. Both names go through :func:`dpki.x509.normalize_organization`
+  no looked-up issuer signed. Both names go through :func:`dpki.pki.x509.normalize_organization`
   (NFC, surrounding Unicode white space stripped) and are then compared exactly (case
   matters). A subject without O (or with an empty O) is not a mismatch; every O attribute
   of the subject must match; with ``organization=None`` the rule is skipped.
@@ -50,7 +50,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from dpki.errors import PolicyError
-from dpki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
+from dpki.pki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
 
 __all__ = [
     "DEFAULT",

@@ -57,7 +57,7 @@ __all__ = [
     "load_artifact",
 ]
 
-ARTIFACT_PATH = Path(__file__).parent / "artifacts" / "CertificateRegistry.json"
+ARTIFACT_PATH = Path(__file__).resolve().parent.parent / "artifacts" / "CertificateRegistry.json"
 ROLE_VALIDATOR = 1
 ROLE_SUBMITTER = 2
 NO_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z, IEEE 802.1AR "no well-defined expiration"
