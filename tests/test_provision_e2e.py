@@ -16,7 +16,7 @@ from dpki.chain.deployment import Deployment
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Registry, Status
 from dpki.dev.devices import Device, make_device
-from dpki.pki.policy import REASON_CODES
+from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.x509 import facts
 from dpki.submission import submission_for
 from dpki.validator import SUBMISSION_MISMATCH
@@ -154,7 +154,7 @@ def test_policy_violation_sent_with_skip_check_is_rejected(
     assert json.loads(sent.stdout)["certificates"][0]["status"] == "rejected"
     record = registry.status_of(_cid(device))
     assert record.status is Status.REJECTED
-    assert record.reason == REASON_CODES[code]
+    assert record.reason == REJECTION_REASONS[code]
     assert record.rejections == 2
     shown = run_cli("status", str(path), "--json", deployment=net)
     assert shown.returncode == 1

@@ -35,6 +35,7 @@ from dpki.errors import (
     ContractError,
     RpcUnavailable,
 )
+from dpki.pki.codes import Status
 
 __all__ = [
     "ARTIFACT_PATH",
@@ -61,23 +62,6 @@ ARTIFACT_PATH = Path(__file__).resolve().parent.parent / "artifacts" / "Certific
 ROLE_VALIDATOR = 1
 ROLE_SUBMITTER = 2
 NO_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z, IEEE 802.1AR "no well-defined expiration"
-
-
-class Status(enum.IntEnum):
-    """Certificate status as the contract stores it."""
-
-    NONE = 0
-    PENDING = 1
-    ACTIVE = 2
-    SUSPENDED = 3
-    REVOKED = 4
-    SUPERSEDED = 5
-    REJECTED = 6
-
-    @property
-    def label(self) -> str:
-        """Return the lower-case name used in output (``unknown`` for NONE)."""
-        return "unknown" if self is Status.NONE else self.name.lower()
 
 
 class ProposalKind(enum.IntEnum):

@@ -10,7 +10,8 @@ import click
 from dpki.chain.deployment import Deployment, roles_from_names, roles_to_names
 from dpki.chain.registry import Proposal, ProposalKind, Registry
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
-from dpki.commands.lifecycle import REVOCATION_REASONS, as_option, keystore_option, resolve_cert_id
+from dpki.commands.lifecycle import as_option, keystore_option, resolve_cert_id
+from dpki.pki.codes import REVOCATION_REASONS
 
 __all__ = ["COMMANDS"]
 

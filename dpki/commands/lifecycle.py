@@ -13,25 +13,14 @@ from dpki.chain.deployment import Deployment
 from dpki.chain.registry import CertificateStatus, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
+from dpki.pki.codes import REVOCATION_REASONS, reason_label
 from dpki.pki.issuers import LedgerIssuers, chain_lookups
 from dpki.pki.policy import StaticIssuers, evaluate
 from dpki.pki.x509 import CertificateFacts, load_facts
 from dpki.submission import SubmitOutcome, submission_for, submit_all
 
-__all__ = ["COMMANDS", "REVOCATION_REASONS", "resolve_cert_id"]
+__all__ = ["COMMANDS", "resolve_cert_id"]
 
-#: RFC 5280 CRLReason names usable with revoke (certificateHold is `suspend`)
-REVOCATION_REASONS = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "privilegeWithdrawn": 9,
-    "aACompromise": 10,
-}
-_REASON_NAMES = {v: k for k, v in REVOCATION_REASONS.items()} | {6: "certificateHold"}
 
 as_option = click.option(
     "--as",
@@ -91,22 +80,11 @@ def status_json(
         "not_before": _iso(record.not_before) if record.status is not Status.NONE else None,
         "not_after": _iso(record.not_after) if record.status is not Status.NONE else None,
         "updated_at": _iso(record.updated_at) if record.status is not Status.NONE else None,
-        "reason": _reason_label(record) if record.reason else None,
+        "reason": reason_label(record.status, record.reason),
         "replaces": record.replaces.hex() if record.replaces else None,
         "replaced_by": (rb.hex() if (rb := registry.replaced_by(record.cert_id)) else None),
         "checked_at": _iso(now),
     }
-
-
-def _reason_label(record: CertificateStatus) -> str:
-    if record.status is Status.REJECTED:
-        from dpki.pki.policy import code_name
-
-        try:
-            return code_name(record.reason)
-        except DpkiError:
-            return {16: "SUBMISSION_MISMATCH"}.get(record.reason, str(record.reason))
-    return _REASON_NAMES.get(record.reason, str(record.reason))
 
 
 def _iso(ts: int) -> str:

@@ -205,9 +205,11 @@ def run_demo(
                 raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
             _wait_for(registry, [bad_id], Status.REJECTED, 120, "impostor certificate")
         record = registry.status_of(bad_id)
-        from dpki.pki.policy import code_name
+        from dpki.pki.codes import rejection_name
 
-        say(f"impostor  rejected by {record.rejections} validators: {code_name(record.reason)}")
+        say(
+            f"impostor  rejected by {record.rejections} validators: {rejection_name(record.reason)}"
+        )
         last_block = registry.block_number()
 
         # the relying party: certificate -> id -> one view call
@@ -249,7 +251,7 @@ def run_demo(
             trusted_before=trusted,
             trusted_after=trusted_after,
             impostor_status=record.status.label,
-            impostor_reason=code_name(record.reason),
+            impostor_reason=rejection_name(record.reason),
             active=devices,
         )
 

@@ -29,7 +29,8 @@ from dpki.chain.registry import Status
 from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
 from dpki.inquiry.store import UNAVAILABLE, Store
-from dpki.inquiry.views import certificate_json, iso, reason_label, summary_json
+from dpki.inquiry.views import certificate_json, iso, summary_json
+from dpki.pki.codes import reason_label
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 
