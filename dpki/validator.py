@@ -28,7 +28,7 @@ from dpki.pki.issuers import LedgerIssuers
 from dpki.pki.policy import DEFAULT, Policy, evaluate
 from dpki.pki.x509 import facts, load_certificate, organization_hash, validity_seconds
 
-__all__ = ["SUBMISSION_MISMATCH", "Validator", "Verdict"]
+__all__ = ["SUBMISSION_MISMATCH", "Validator", "Vote"]
 
 #: reason code for a submission whose declared fields disagree with its DER
 SUBMISSION_MISMATCH = REJECTION_REASONS["SUBMISSION_MISMATCH"]
@@ -38,8 +38,8 @@ log = logging.getLogger("dpki.validator")
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """A validator's verdict on one submission."""
+class Vote:
+    """A validator's vote on one submission: endorse, or reject with codes."""
 
     cert_id: bytes
     endorse: bool
@@ -120,17 +120,17 @@ class Validator:
             return self.clock()
         return datetime.fromtimestamp(self.registry.block_timestamp(block), UTC)
 
-    def decide(self, event: Event, at: datetime) -> Verdict:
-        """Return the verdict on one ``CertificateSubmitted`` event."""
+    def decide(self, event: Event, at: datetime) -> Vote:
+        """Return the vote on one ``CertificateSubmitted`` event."""
         args = event.args
         cert_id = bytes(args["certId"])
         der = bytes(args["der"])
         if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
-            return Verdict(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         try:
             f = facts(load_certificate(der, name="0x" + cert_id.hex()), der=der)
         except ParseError:
-            return Verdict(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         mismatches = []
         if (args["notBefore"], args["notAfter"]) != validity_seconds(f):
             mismatches.append("window")
@@ -140,18 +140,18 @@ class Validator:
             mismatches.append("orgHash")
         if mismatches:
             log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
-            return Verdict(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         organization = self._organization(str(args["submitter"]))
         try:
             verdict = evaluate(
                 f, organization=organization, at=at, issuers=self.issuers, policy=self.policy
             )
         except ParseError:
-            return Verdict(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         if verdict.ok:
-            return Verdict(cert_id, True)
+            return Vote(cert_id, True)
         codes = verdict.codes
-        return Verdict(cert_id, False, codes, REJECTION_REASONS[codes[0]])
+        return Vote(cert_id, False, codes, REJECTION_REASONS[codes[0]])
 
     # ------------------------------------------------------------------ loop
 
@@ -179,7 +179,7 @@ class Validator:
         self._save_state()
         return len(decisions)
 
-    def _vote(self, decisions: list[Verdict]) -> None:
+    def _vote(self, decisions: list[Vote]) -> None:
         pending = []
         endorse = [d for d in decisions if d.endorse]
         reject = [d for d in decisions if not d.endorse]
