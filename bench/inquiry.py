@@ -211,7 +211,7 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
             ids = all_ids[1:]
             for who in (1, 2):
                 pending = [
-                    registry.transact(dev_account(who), "endorseBatch", all_ids[i : i + 100])
+                    registry.endorse_batch(dev_account(who), all_ids[i : i + 100])
                     for i in range(0, len(all_ids), 100)
                 ]
                 for p in pending:
@@ -243,7 +243,7 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
                 "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
                 "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 3),
             }
-            selector = registry._is_valid_selector.hex()
+            selector = registry.is_valid_selector.hex()
             calls = [
                 http_post(
                     "/",

@@ -185,15 +185,12 @@ class Validator:
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            tx = self.registry.transact(self.account, "endorseBatch", [d.cert_id for d in chunk])
+            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk])
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
-            tx = self.registry.transact(
-                self.account,
-                "rejectBatch",
-                [d.cert_id for d in chunk],
-                [d.reason_code for d in chunk],
+            tx = self.registry.reject_batch(
+                self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
             )
             pending.append((chunk, tx))
         for chunk, tx in pending:
@@ -233,7 +230,7 @@ class Validator:
             except ChainError as exc:
                 # a vote refused (e.g. a race with another validator): re-read and retry
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
-                self.registry._nonces.forget(self.account.address)
+                self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue

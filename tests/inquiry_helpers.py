@@ -72,11 +72,11 @@ def put_on_ledger(
 ) -> bytes:
     """Submit a device certificate and have ``endorse`` other validators endorse it."""
     facts = load_facts(device.der)[0]
-    receipt = registry.submit(accounts[submitter], submission_for(facts))
+    receipt = registry.submit(accounts[submitter], submission_for(facts)).wait()
     cert_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
     others = [i for i in range(3) if i != submitter]
     for i in others[:endorse]:
-        registry.endorse(accounts[i], cert_id)
+        registry.endorse(accounts[i], cert_id).wait()
     return cert_id
 
 
@@ -187,10 +187,10 @@ def inquiry_node(
         "rejected": put_on_ledger(registry, accounts, made["rejected"], endorse=0),
         "spare": put_on_ledger(registry, accounts, made["spare"]),
     }
-    registry.revoke(accounts[0], ids["revoked"], 1)
-    registry.suspend(accounts[0], ids["suspended"])
-    registry.reject(accounts[1], ids["rejected"], 3)
-    registry.reject(accounts[2], ids["rejected"], 3)
+    registry.revoke(accounts[0], ids["revoked"], 1).wait()
+    registry.suspend(accounts[0], ids["suspended"]).wait()
+    registry.reject(accounts[1], ids["rejected"], 3).wait()
+    registry.reject(accounts[2], ids["rejected"], 3).wait()
     for name, device in made.items():
         (tmp / f"{name}.pem").write_bytes(device.pem)
         (tmp / f"{name}.key").write_bytes(device.key_pem())

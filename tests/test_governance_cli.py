@@ -72,10 +72,12 @@ def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_p
 def test_quorum_revokes_a_certificate_its_submitter_keeps(net: Deployment) -> None:
     registry = net.registry_client()
     device = make_device(VENDOR, "Q-1")
-    registry.submit(dev_account(0), submission_for(facts(device.certificate, der=device.der)))
+    registry.submit(
+        dev_account(0), submission_for(facts(device.certificate, der=device.der))
+    ).wait()
     cid = hashlib.sha256(device.der).digest()
     for i in (1, 2):
-        registry.endorse(dev_account(i), cid)
+        registry.endorse(dev_account(i), cid).wait()
     opened = _json(
         run_cli(
             "propose",

@@ -146,7 +146,7 @@ def test_garbage_on_the_ledger_is_shown_not_fatal(node: Node) -> None:
     """A submitter may put bytes that are no certificate and any uint40 window on the ledger
     (validators reject it; the index still mirrors it): the node answers, it does not fail."""
     junk = fake_submission(b"not a certificate", window=(0, 2**40 - 1))
-    receipt = node.registry.submit(node.accounts[0], junk)
+    receipt = node.registry.submit(node.accounts[0], junk).wait()
     cid = bytes(receipt.event("CertificateSubmitted").args["certId"]).hex()
     node.reindex(lambda: get(node, f"/status/{cid}").status_code == 200)
     record = get(node, f"/certificates/{cid}")

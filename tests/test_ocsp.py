@@ -201,13 +201,13 @@ def test_status_changes_refresh_the_answers(node: Node) -> None:
         body = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
         return ocsp.load_der_ocsp_response(body).certificate_status == status
 
-    node.registry.suspend(node.accounts[0], spare)
+    node.registry.suspend(node.accounts[0], spare).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
     out, _ = openssl_ocsp(node, "spare")
     assert ": revoked" in out and "Reason: certificateHold" in out
-    node.registry.resume(node.accounts[0], spare)
+    node.registry.resume(node.accounts[0], spare).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.GOOD))
-    node.registry.revoke(node.accounts[0], spare, 5)
+    node.registry.revoke(node.accounts[0], spare, 5).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
     out, err = openssl_ocsp(node, "spare", "-no_nonce")
     assert "Response verify OK" in err and "Reason: cessationOfOperation" in out

@@ -94,7 +94,7 @@ def test_killed_validator_catches_up_without_double_or_missed_votes(
     ca = ValidatorProcess(net, CA, tmp_path).start()
     try:
         for start in range(0, len(subs), 10):  # twelve blocks of ten
-            registry.submit_batch(vendor, subs[start : start + 10])
+            registry.submit_batch(vendor, subs[start : start + 10]).wait()
             if start == 40:
                 wait_until(
                     lambda: registry.has_voted(subs[0].cert_id, net.member(OPERATOR).address)
@@ -168,7 +168,7 @@ def test_declared_fields_that_disagree_with_the_der_are_rejected(
     device = make_device(VENDOR, "LIAR")
     honest = submission_for(facts(device.certificate, der=device.der))
     lying = replace(honest, key_hash=hashlib.sha256(b"someone else's key").digest())
-    registry.submit(dev_account(0), lying)
+    registry.submit(dev_account(0), lying).wait()
     wait_until(lambda: _status(registry, device) is Status.REJECTED, what="rejection")
     assert registry.status_of(_cid(device)).reason == SUBMISSION_MISMATCH
 
@@ -269,11 +269,15 @@ def test_validator_survives_an_rpc_outage(net: Deployment, tmp_path: Path) -> No
     direct = ValidatorProcess(net, CA, tmp_path).start()
     try:
         first = make_device(VENDOR, "BEFORE")
-        registry.submit(dev_account(0), submission_for(facts(first.certificate, der=first.der)))
+        registry.submit(
+            dev_account(0), submission_for(facts(first.certificate, der=first.der))
+        ).wait()
         wait_until(lambda: _status(registry, first) is Status.ACTIVE, what="first active")
         proxy.down()
         during = make_device(VENDOR, "DURING")
-        registry.submit(dev_account(0), submission_for(facts(during.certificate, der=during.der)))
+        registry.submit(
+            dev_account(0), submission_for(facts(during.certificate, der=during.der))
+        ).wait()
         wait_until(lambda: "unreachable" in behind.log_text(), what="outage noticed")
         assert _status(registry, during) is Status.PENDING  # one endorsement is not enough
         proxy.up()

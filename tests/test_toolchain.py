@@ -49,9 +49,9 @@ def test_cast_calls_is_valid(registry: Registry, chain: str) -> None:
         return out.stdout.strip()
 
     assert is_valid() == "false"
-    registry.submit(dev_account(0), sub)
-    registry.endorse(dev_account(1), sub.cert_id)
-    registry.endorse(dev_account(2), sub.cert_id)
+    registry.submit(dev_account(0), sub).wait()
+    registry.endorse(dev_account(1), sub.cert_id).wait()
+    registry.endorse(dev_account(2), sub.cert_id).wait()
     assert is_valid() == "true"
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from eth_account.signers.local import LocalAccount
 
 from dpki.chain.deployment import Deployment
-from dpki.chain.registry import CertificateStatus, Registry, Status, as_cert_id
+from dpki.chain.registry import CertificateStatus, PendingTx, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
 from dpki.pki.codes import REVOCATION_REASONS, reason_label
@@ -251,12 +253,17 @@ def status(certificate: str, deployment_path: Path | None, as_json: bool) -> Non
 
 
 def _act(
-    deployment: Deployment, org: str, keystore: Path | None, fn: str, cert: str, *extra: Any
+    deployment: Deployment,
+    org: str,
+    keystore: Path | None,
+    act: Callable[..., PendingTx],
+    cert: str,
+    *extra: Any,
 ) -> tuple[Registry, bytes]:
     cert_id, _ = resolve_cert_id(cert)
     account = deployment.signer(org, keystore)
     registry = deployment.registry_client()
-    registry.send(account, fn, cert_id, *extra)
+    act(registry, account, cert_id, *extra).wait()
     return registry, cert_id
 
 
@@ -294,12 +301,14 @@ def revoke(
     """Revoke a certificate your organization submitted (FILE or ID)."""
     deployment = load_deployment(deployment_path)
     registry, cid = _act(
-        deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason]
+        deployment, org, keystore, Registry.revoke, certificate, REVOCATION_REASONS[reason]
     )
     _after(registry, cid, as_json)
 
 
-def _status_change(name: str, doc: str) -> click.Command:
+def _status_change(
+    name: str, act: Callable[[Registry, LocalAccount, bytes], PendingTx], doc: str
+) -> click.Command:
     """Build ``dpki suspend`` / ``dpki resume``: one transaction by the submitting member."""
 
     @click.command(name=name, help=doc)
@@ -316,16 +325,20 @@ def _status_change(name: str, doc: str) -> click.Command:
         as_json: bool,
     ) -> None:
         deployment = load_deployment(deployment_path)
-        registry, cid = _act(deployment, org, keystore, name, certificate)
+        registry, cid = _act(deployment, org, keystore, act, certificate)
         _after(registry, cid, as_json)
 
     return command
 
 
 suspend = _status_change(
-    "suspend", "Suspend an active certificate your organization submitted (X.1409 A.1)."
+    "suspend",
+    Registry.suspend,
+    "Suspend an active certificate your organization submitted (X.1409 A.1).",
 )
-resume = _status_change("resume", "Resume a suspended certificate your organization submitted.")
+resume = _status_change(
+    "resume", Registry.resume, "Resume a suspended certificate your organization submitted."
+)
 
 
 @click.command()
@@ -366,7 +379,7 @@ def renew(
                 click.echo(f"  {v.code}: {v.message}", err=True)
             raise SystemExit(1)
     account = deployment.signer(org, keystore)
-    registry.send(account, "renew", old_id, submission_for(f).as_tuple())
+    registry.renew(account, old_id, submission_for(f)).wait()
     _after(registry, bytes.fromhex(f.id), as_json)
 
 

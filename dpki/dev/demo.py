@@ -111,7 +111,7 @@ def _wait_for(
 def _gas_by_sender(registry: Registry, first: int, last: int) -> dict[str, int]:
     totals: dict[str, int] = {}
     for block in range(first, last + 1):
-        receipts = registry._request("eth_getBlockReceipts", [hex(block)]).get("result") or []
+        receipts = registry.rpc.request("eth_getBlockReceipts", [hex(block)]).get("result") or []
         for r in receipts:
             sender = r["from"].lower()
             totals[sender] = totals.get(sender, 0) + int(r["gasUsed"], 16)
