@@ -108,21 +108,18 @@ class Queries:
 
     def votes(self, cert_id: str) -> list[dict[str, Any]]:
         """Return the endorsements and rejections of a certificate, oldest first."""
-        with self.engine.connect() as db:
-            rows = db.execute(
-                sa.select(votes_table)
-                .where(votes_table.c.cert_id == cert_id)
-                .order_by(votes_table.c.block_number, votes_table.c.log_index)
-            ).all()
-        return [dict(r._mapping) for r in rows]
+        return self._in_order(votes_table, cert_id)
 
     def history(self, cert_id: str) -> list[dict[str, Any]]:
         """Return the status history of a certificate, oldest first."""
+        return self._in_order(history_table, cert_id)
+
+    def _in_order(self, table: sa.Table, cert_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as db:
             rows = db.execute(
-                sa.select(history_table)
-                .where(history_table.c.cert_id == cert_id)
-                .order_by(history_table.c.block_number, history_table.c.log_index)
+                sa.select(table)
+                .where(table.c.cert_id == cert_id)
+                .order_by(table.c.block_number, table.c.log_index)
             ).all()
         return [dict(r._mapping) for r in rows]
 
