@@ -9,6 +9,7 @@ import requests
 from conftest import fake_submission, rpc
 from inquiry_helpers import Node, put_on_ledger
 
+import dpki
 from dpki.dev.devices import make_device
 
 
@@ -87,6 +88,7 @@ def test_members_and_openapi(node: Node) -> None:
     assert [m["organization"] for m in members] == ["Vendor A", "Operator B", "CA C"]
     assert all(m["roles"] == ["validator", "submitter"] for m in members)
     schema = get(node, "/openapi.json").json()
+    assert schema["info"]["version"] == dpki.__version__  # one version, from dpki/__init__.py
     assert {
         "/certificates/{cert_id}",
         "/certificates",

@@ -32,6 +32,7 @@ from registry_helpers import (
     with_key,
 )
 
+import dpki
 from dpki import errors
 from dpki.chain.registry import NO_EXPIRY, Member, Registry, Status, Submission
 
@@ -95,7 +96,7 @@ def test_genesis_members_threshold_and_version(
     assert registry.threshold() == 2
     assert registry.validator_count() == 3
     assert registry.proposal_count() == 0
-    assert registry.version() == "1.0.0"
+    assert registry.version() == "1.0.0" == dpki.__version__  # one version everywhere
     assert registry.call("MAX_MEMBERS") == 48
     assert (registry.call("ROLE_VALIDATOR"), registry.call("ROLE_SUBMITTER")) == (1, 2)
 

@@ -25,6 +25,7 @@ import requests
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
+from dpki import __version__
 from dpki.chain.registry import Status
 from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
@@ -143,7 +144,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
 
     api = FastAPI(
         title="DPKI inquiry node",
-        version="1",
+        version=__version__,
         summary="Certificate and status inquiry over the consortium ledger's index",
         lifespan=lifespan,
     )
