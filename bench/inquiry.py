@@ -214,8 +214,8 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
                     registry.endorse_batch(dev_account(who), all_ids[i : i + 100])
                     for i in range(0, len(all_ids), 100)
                 ]
-                for p in pending:
-                    p.wait()
+                for tx in pending:
+                    tx.wait()
             (work / "ca.pem").write_bytes(ca.pem)
             # indexer catch-up: SQLite (what serve reads below), then PostgreSQL
             db_url = f"sqlite:///{work / 'index.sqlite'}"

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e import ORGS, private_devnet, run_cli
@@ -26,7 +27,7 @@ def net(tmp_path: Path) -> Iterator[Deployment]:
         yield deployment
 
 
-def _json(result: object) -> dict[str, object]:
+def _json(result: object) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
     return json.loads(result.stdout)  # type: ignore[attr-defined,no-any-return]
 
@@ -34,7 +35,7 @@ def _json(result: object) -> dict[str, object]:
 def test_members_lists_the_ledger(net: Deployment) -> None:
     data = _json(run_cli("members", "--json", deployment=net))
     assert data["threshold"] == 2
-    assert [m["organization"] for m in data["members"]] == list(ORGS)  # type: ignore[index]
+    assert [m["organization"] for m in data["members"]] == list(ORGS)
 
 
 def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_path: Path) -> None:

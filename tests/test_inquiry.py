@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -13,7 +14,7 @@ import dpki
 from dpki.dev.devices import make_device
 
 
-def get(node: Node, path: str, **params: object) -> requests.Response:
+def get(node: Node, path: str, **params: Any) -> requests.Response:
     """GET a path of the node."""
     return requests.get(node.url + path, params=params, timeout=10, allow_redirects=False)
 

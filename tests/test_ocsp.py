@@ -176,10 +176,10 @@ def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
         floods.append(s)
     started = time.monotonic()
     for _ in range(20):
-        out = ocsp.load_der_ocsp_response(
+        answer = ocsp.load_der_ocsp_response(
             requests.post(node.url + "/ocsp", data=_request(node, "good"), timeout=5).content
         )
-        assert out.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert time.monotonic() - started < 5
     assert requests.get(node.url + "/status/" + node.ids["good"].hex(), timeout=5).ok
     stop.set()

@@ -198,7 +198,7 @@ def test_an_event_for_a_certificate_never_submitted_is_kept_but_makes_no_row() -
 
 def test_member_events_make_member_rows_and_the_threshold() -> None:
     added = {"account": V1, "organization": "Operator B", "roles": 3, "index": 0}
-    events = [
+    events: list[tuple[str, dict[str, Any], int]] = [
         ("MemberAdded", added, 1),
         ("MemberAdded", dict(added, account=V2, organization="CA C", index=1), 1),
         ("ThresholdChanged", {"threshold": 2}, 2),

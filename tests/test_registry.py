@@ -779,10 +779,11 @@ def test_endorse_batch_skips_decided_certificates_without_an_event(
 def test_a_vote_batch_with_a_bad_entry_reverts_as_a_whole(
     registry: Registry, pending: Submission, operator: LocalAccount, call: Any, error: str
 ) -> None:
-    expected = {
+    cases: dict[str, tuple[type[errors.ContractError], dict[str, Any]]] = {
         "voted": (errors.AlreadyVoted, {"certId": pending.cert_id, "validator": operator.address}),
         "unknown": (errors.UnknownCertificate, {"certId": fake_submission(404).cert_id}),
-    }[error]
+    }
+    expected = cases[error]
     before = ledger_state(registry, [pending.cert_id])
     with refused(expected[0], **expected[1]):
         call(registry, operator, pending.cert_id)
