@@ -4,15 +4,15 @@
 (:mod:`dpki.chain.types`), writes return a :class:`~dpki.chain.transactions.PendingTx`
 whose ``wait()`` gives the receipt. Underneath are the JSON-RPC transport
 (:mod:`dpki.chain.rpc`), the ABI (:mod:`dpki.chain.abi`) and the transaction sender
-(:mod:`dpki.chain.transactions`). Reads are plain ``eth_call``s with no web3 middleware (a
-relying party's hot path). A revert with one of the registry's custom errors is raised as
-the matching subclass of :class:`dpki.errors.ContractError`.
+(:mod:`dpki.chain.transactions`), joined in :mod:`dpki.chain.contract`. Reads are plain
+``eth_call``s with no web3 middleware (a relying party's hot path). A revert with one of the
+registry's custom errors is raised as the matching subclass of
+:class:`dpki.errors.ContractError`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -25,11 +25,10 @@ from dpki.chain.abi import (
     ContractAbi,
     Event,
     decode_revert,
-    default_abi,
     load_artifact,
-    revert_data,
 )
-from dpki.chain.rpc import RpcClient, RpcFailure, block_param, connect, transient
+from dpki.chain.contract import ContractClient
+from dpki.chain.rpc import RpcClient, connect
 from dpki.chain.transactions import PendingTx, Receipt, Transactions
 from dpki.chain.types import (
     NO_EXPIRY,
@@ -85,16 +84,8 @@ def proposal_id_of(receipt: Receipt) -> int:
     return int(receipt.event("ProposalCreated").args["proposalId"])
 
 
-class Registry:
+class Registry(ContractClient):
     """A deployed ``CertificateRegistry`` at ``address`` on the chain behind ``w3``."""
-
-    def __init__(self, w3: Web3, address: str, artifact: dict[str, Any] | None = None) -> None:
-        self.w3 = w3
-        self.address = to_checksum_address(address)
-        self.artifact = artifact or load_artifact()
-        self.abi: ContractAbi = ContractAbi(self.artifact["abi"]) if artifact else default_abi()
-        self.rpc = RpcClient(w3)
-        self.transactions = Transactions(self.rpc, self.abi)
 
     # ------------------------------------------------------------------ construction
 
@@ -128,89 +119,6 @@ class Registry:
             raise ChainError("deployment created no contract")
         return cls(w3, receipt.contract_address, artifact), receipt
 
-    # ------------------------------------------------------------------ the node
-
-    @property
-    def rpc_url(self) -> str:
-        """Return the endpoint URL (for messages)."""
-        return self.rpc.url
-
-    @property
-    def chain_id(self) -> int:
-        """Return the chain id (asked once)."""
-        return self.rpc.chain_id
-
-    def block_number(self) -> int:
-        """Return the chain head's number."""
-        return self.rpc.block_number()
-
-    def block_timestamp(self, block: int | str = "latest") -> int:
-        """Return a block's timestamp (unix seconds)."""
-        return int(self.rpc.block(block)["timestamp"], 16)
-
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Send JSON-RPC ``(method, params)`` calls in one round trip (see RpcClient.batch)."""
-        return self.rpc.batch(calls)
-
-    def resync_nonce(self, address: str) -> None:
-        """Ask the node for ``address``'s nonce again (after a transaction that failed)."""
-        self.transactions.nonces.forget(address)
-
-    # ------------------------------------------------------------------ calls
-
-    def call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
-        """Call view function ``name`` and return its decoded output."""
-        data = self.abi.encode_call(name, args)
-        return self.abi.decode_output(name, self._eth_call(data, block))
-
-    def _eth_call(self, data: bytes, block: int | str = "latest") -> bytes:
-        params = [{"to": self.address, "data": "0x" + data.hex()}, block_param(block)]
-        return self._call_result(self.rpc.request_retrying("eth_call", params))
-
-    def _call_result(self, response: dict[str, Any]) -> bytes:
-        """Return an eth_call's bytes, or raise its decoded revert or the node's error."""
-        if "error" in response:
-            revert = revert_data(RpcFailure(response["error"]))
-            if revert is None:
-                message = response["error"].get("message", response["error"])
-                raise ChainError(f"eth_call failed at {self.rpc_url}: {message}")
-            raise decode_revert(revert, self.abi)
-        return bytes.fromhex(str(response["result"]).removeprefix("0x"))
-
-    def call_many(
-        self, name: str, arg_lists: Sequence[Sequence[Any]], chunk: int = 500
-    ) -> list[Any]:
-        """Call view ``name`` once per argument list, in JSON-RPC batches (one round trip each).
-
-        A node that refuses batches (or a smaller batch limit) is handled by falling back to
-        single calls.
-        """
-        results: list[Any] = []
-        for start in range(0, len(arg_lists), chunk):
-            part = arg_lists[start : start + chunk]
-            payload = [
-                {
-                    "jsonrpc": "2.0",
-                    "id": i,
-                    "method": "eth_call",
-                    "params": [
-                        {"to": self.address, "data": "0x" + self.abi.encode_call(name, a).hex()},
-                        "latest",
-                    ],
-                }
-                for i, a in enumerate(part)
-            ]
-            answers = self.rpc.post_batch(payload)
-            if answers is not None and any(transient(a) for a in answers):
-                time.sleep(0.02)
-                answers = self.rpc.post_batch(payload)
-            if answers is None or any(transient(a) for a in answers):
-                results.extend(self.call(name, *a) for a in part)
-                continue
-            for answer in sorted(answers, key=lambda r: int(r["id"])):
-                results.append(self.abi.decode_output(name, self._call_result(answer)))
-        return results
-
     def statuses(self, cert_ids: Sequence[str | bytes]) -> list[CertificateStatus]:
         """Return ``status_of`` for many certificates in batched round trips."""
         ids = [as_cert_id(c) for c in cert_ids]
@@ -221,24 +129,6 @@ class Registry:
         """Return ``has_voted`` for many certificates in batched round trips."""
         who = to_checksum_address(validator)
         return [bool(v) for v in self.call_many("hasVoted", [(c, who) for c in cert_ids])]
-
-    # ------------------------------------------------------------------ events
-
-    def events(
-        self, from_block: int, to_block: int | str = "latest", names: Iterable[str] | None = None
-    ) -> list[Event]:
-        """Return decoded registry events in ``[from_block, to_block]`` (one eth_getLogs)."""
-        params: dict[str, Any] = {
-            "address": self.address,
-            "fromBlock": block_param(from_block),
-            "toBlock": block_param(to_block),
-        }
-        if names is not None:
-            params["topics"] = [self.abi.event_topics(set(names))]
-        response = self.rpc.request("eth_getLogs", [params])
-        if "error" in response:
-            raise ChainError(f"eth_getLogs failed: {response['error'].get('message')}")
-        return [e for e in map(self.abi.decode_log, response["result"]) if e is not None]
 
     # ------------------------------------------------------------------ views
 
@@ -365,15 +255,6 @@ class Registry:
         return str(self.call("version"))
 
     # ------------------------------------------------------------------ transactions
-
-    def transact(self, account: LocalAccount, name: str, *args: Any) -> PendingTx:
-        """Sign and send ``name(*args)`` from ``account``; return without waiting.
-
-        The low-level write that the typed methods below use (and tests that go through
-        every function by name). A call the registry would refuse raises its custom error
-        here and never reaches the chain.
-        """
-        return self.transactions.send(account, self.address, self.abi.encode_call(name, args))
 
     def submit(self, account: LocalAccount, submission: Submission) -> PendingTx:
         """Submit one certificate."""
