@@ -20,7 +20,10 @@ import psycopg
 import pytest
 import requests
 from conftest import rpc
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
 from eth_account.signers.local import LocalAccount
 
 from dpki.chain.registry import Registry, connect
@@ -228,3 +231,29 @@ def write_key(path: Path, key: Any) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def self_signed(
+    key: Any,
+    common_name: str,
+    *,
+    days: int = 30,
+    since: datetime.timedelta = datetime.timedelta(minutes=5),
+    extensions: tuple[x509.ExtensionType, ...] = (),
+) -> x509.Certificate:
+    """Return a self-signed certificate of ``key``: valid from ``since`` ago for ``days``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - since)
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, digest)
