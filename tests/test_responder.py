@@ -136,7 +136,9 @@ def test_the_responder_certificate_goes_on_the_ledger_and_answers_for_itself(
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     responder_id = put_on_ledger(node.registry, node.accounts, Device(key, certificate))
-    assert node.registry.is_valid(responder_id)
+    record = node.registry.status_of(responder_id)
+    now = node.registry.block_timestamp()
+    assert node.registry.is_valid(responder_id), (record, now, node.registry.threshold())
     request = (
         ocsp.OCSPRequestBuilder()
         .add_certificate(certificate, certificate, hashes.SHA256())
