@@ -21,6 +21,7 @@ from inquiry_helpers import Node, put_on_ledger
 from dpki.dev.devices import make_ca, make_device
 
 OPENSSL = "/usr/bin/openssl"
+OCSPTOOL = "/usr/bin/ocsptool"  # GnuTLS
 
 
 def _responder_pem(node: Node) -> Path:
@@ -246,3 +247,34 @@ def test_a_device_indexed_before_its_ca_is_found_once_the_ca_arrives(node: Node)
     while ": good" not in openssl_ocsp(node, "early", issuer="late-ca")[0]:
         assert time.monotonic() < deadline, "the responder did not pick up the issuer"
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("name", "answer"), [("good", "good"), ("revoked", "revoked"), ("pending", "unknown")]
+)
+def test_gnutls_ocsptool_verifies_answers_and_nonces(node: Node, name: str, answer: str) -> None:
+    """GnuTLS's client (another ASN.1 stack than OpenSSL's) accepts the hand-built DER."""
+    done = subprocess.run(
+        [
+            OCSPTOOL,
+            f"--ask={node.url}/ocsp",
+            "--nonce",
+            "--load-issuer",
+            str(node.pem(name)),
+            "--load-cert",
+            str(node.pem(name)),
+            "--load-signer",
+            str(_responder_pem(node)),
+            "--verbose",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=node.dir,
+    )
+    # ocsptool exits non-zero when the signature or the echoed nonce does not match
+    assert done.returncode == 0, done.stderr
+    assert "Verifying OCSP Response: Success." in done.stdout
+    assert f"Certificate Status: {answer}" in done.stdout
+    assert "Nonce: " in done.stdout
