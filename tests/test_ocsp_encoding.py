@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
+from inquiry_helpers import self_signed
 
 from dpki.inquiry.ocsp import (
     CertState,
@@ -40,18 +41,7 @@ KEYS = {
 @functools.cache
 def _identity(kind: str) -> ResponderIdentity:
     key = KEYS[kind]()
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"responder {kind}")])
-    start = dt.datetime.fromtimestamp(NOW - 3600, dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=30))
-        .sign(key, None if kind == "ed25519" else hashes.SHA256())
-    )
+    cert = self_signed(key, f"responder {kind}")
     return ResponderIdentity(key, cert, Path("unused.key"), Path("unused.pem"))
 
 
