@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import rpc
 from eth_account.signers.local import LocalAccount
-from inquiry_helpers import database, devices, put_on_ledger
+from inquiry_helpers import PG_ADMIN, database, devices, put_on_ledger
 
 from dpki.chain.registry import Registry, Status, connect
 from dpki.inquiry.indexer import Indexer
@@ -349,3 +350,26 @@ def test_the_index_built_in_one_range_equals_one_built_event_by_event(
             assert got[table] == want[table], table
         fast.close()
         slow.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_driver_level_inserts_fail_as_sqlalchemy_errors(tmp_path: Path, kind: str) -> None:
+    """Rows written through the driver still fail with SQLAlchemy's exceptions (the indexer
+    retries UNAVAILABLE ones), and a failed range leaves nothing behind."""
+    from dpki.inquiry import schema
+    from dpki.inquiry.store import UNAVAILABLE, _insert_many
+
+    row = {"number": 7, "hash": "ab" * 32, "timestamp": 1}
+    with database(kind, tmp_path) as url:
+        store = Store(url)
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as db:
+            _insert_many(db, schema.blocks_table, [row, row])  # the same primary key twice
+        with store.engine.connect() as db:
+            assert db.execute(sa.select(schema.blocks_table)).all() == []
+        if kind == "postgresql":  # the server ends the session mid-range: an outage
+            with pytest.raises(UNAVAILABLE), store.engine.begin() as db:
+                pid = db.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                _insert_many(db, schema.blocks_table, [row])
+        store.close()

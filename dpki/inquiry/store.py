@@ -401,16 +401,21 @@ def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, An
     quote = db.dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in columns)
     values = [tuple(row[c.name] for c in columns) for row in rows]
+    table_name = quote(table.name)
+    if db.dialect.name == "postgresql":
+        sql = f"COPY {table_name} ({names}) FROM STDIN"
+    else:
+        sql = f"INSERT INTO {table_name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    dbapi = db.dialect.loaded_dbapi
     cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if db.dialect.name == "postgresql":
-            with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+            with cursor.copy(sql) as copy:
                 for value in values:
                     copy.write_row(value)
         else:
-            marks = ", ".join("?" * len(columns))
-            cursor.executemany(
-                f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})", values
-            )
+            cursor.executemany(sql, values)
+    except dbapi.Error as exc:  # as SQLAlchemy would raise it (UNAVAILABLE, IntegrityError...)
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
     finally:
         cursor.close()
