@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser ocsptool demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,10 +25,10 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser
+test: bootstrap browser ocsptool
 	$(BIN)/pytest
 
-test-fast: bootstrap browser
+test-fast: bootstrap browser ocsptool
 	$(BIN)/pytest -m "not slow"
 
 # The web page test drives Debian's headless Chromium (no browser download of its own).
@@ -39,6 +39,15 @@ browser:
 	  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && \
 	    $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
+
+# The OCSP tests also ask with a second client: GnuTLS's ocsptool (Debian's gnutls-bin).
+ocsptool:
+	@command -v ocsptool >/dev/null 2>&1 || { \
+	  echo "installing Debian's gnutls-bin for the GnuTLS OCSP client test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q --no-install-recommends gnutls-bin >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO apt-get install -y -q --no-install-recommends gnutls-bin >/dev/null; }; }
 
 bench: bootstrap
 	$(BIN)/python bench/gas.py
