@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import hashlib
 import logging
 import threading
@@ -83,8 +84,14 @@ class OcspAnswer:
         if not self.cacheable or self.this_update is None or self.next_update is None:
             return [(b"cache-control", b"no-store")]
         max_age = max(0, min(self.this_update + fresh_for, self.next_update) - int(now))
+        control = b"max-age=%d, public, no-transform, must-revalidate" % max_age
+        return [(b"cache-control", control), *self._validators]
+
+    @functools.cached_property
+    def _validators(self) -> list[tuple[bytes, bytes]]:
+        """Last-Modified, Expires and ETag: worked out once per signed response."""
+        assert self.this_update is not None and self.next_update is not None
         return [
-            (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age),
             (b"last-modified", _http_date(self.this_update)),
             (b"expires", _http_date(self.next_update)),
             (b"etag", b'"%s"' % hashlib.sha256(self.der).hexdigest()[:32].encode()),
