@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser ocsptool demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser ocsptool postgres demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,11 +25,16 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser ocsptool
+test: bootstrap browser ocsptool postgres
 	$(BIN)/pytest
 
-test-fast: bootstrap browser ocsptool
+test-fast: bootstrap browser ocsptool postgres
 	$(BIN)/pytest -m "not slow"
+
+# The indexer tests use a PostgreSQL on 127.0.0.1:5432: install Debian's package when missing,
+# start the cluster when it is down (tools/postgres-up).
+postgres:
+	@tools/postgres-up
 
 # The web page test drives Debian's headless Chromium (no browser download of its own).
 browser:
