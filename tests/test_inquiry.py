@@ -156,9 +156,19 @@ def test_web_page_shows_search_status_endorsers_history_and_pem(node: Node) -> N
     assert "Operator B" in page and "CA C" in page
     assert page.count("<tr><td>") >= 3  # submitted, endorsed, revoked
     assert "-----BEGIN CERTIFICATE-----" in page
-    missing = get(node, "/", id="ab" * 32).text
-    assert "no certificate" in missing
-    assert get(node, "/ui/certificates/nope").status_code == 400
+    missing = get(node, "/", id="ab" * 32)
+    assert missing.status_code == 404 and "no certificate" in missing.text
+    assert "<form" in missing.text  # the search form, to try again
+    for refused, code in (
+        (get(node, "/", id="zz"), 400),
+        (get(node, "/", org="a\x00"), 400),
+        (get(node, "/ui/certificates/nope"), 400),
+        (get(node, "/ui/certificates/" + "ab" * 32), 404),
+    ):
+        assert refused.status_code == code
+        assert refused.headers["content-type"].startswith("text/html")
+        assert 'class="error"' in refused.text
+    assert get(node, "/", id="", org="", subject="").status_code == 200  # the empty form
 
 
 def test_names_from_the_ledger_are_escaped_on_the_page(node: Node) -> None:

@@ -66,7 +66,7 @@ _BAD_ID = "a certificate id is 64 hex digits (sha256 of the DER, 0x optional)"
 #: free text in a search: bounded, no NUL (PostgreSQL text cannot hold one)
 _TEXT_PATTERN = r"^[^\x00]*$"
 #: the web form sends empty fields for what the user left out
-_FORM_ID_PATTERN = r"^((0[xX])?[0-9a-fA-F]{64})?$"
+_FORM_ID_PATTERN = f"^({CERT_ID_PATTERN.removeprefix('^').removesuffix('$')})?$"
 _TEXT: dict[str, Any] = {"max_length": MAX_TEXT, "pattern": _TEXT_PATTERN}
 CertIdParam = Annotated[str, PathParam(pattern=CERT_ID_PATTERN, description=CERT_ID_DESCRIPTION)]
 
@@ -131,7 +131,7 @@ def _problem(error: dict[str, Any]) -> str:
     return f"{where} parameter {name}: {error['msg']}, got {got}"
 
 
-_JSON_ERRORS = {
+_ERROR_MEANINGS = {
     400: "a parameter breaks the schema: the error says which and what was wanted",
     404: "no certificate with this id in the index",
     503: "the index database is unavailable (Retry-After: 5 seconds); /status and OCSP still "
@@ -145,9 +145,9 @@ def _errors(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]]:
     for code in codes:
         if html:
             text = {"content": {"text/html": {"schema": {"type": "string"}}}}
-            out[code] = {"description": _JSON_ERRORS[code] + " (an HTML page)", **text}
+            out[code] = {"description": _ERROR_MEANINGS[code] + " (an HTML page)", **text}
         else:
-            out[code] = {"description": _JSON_ERRORS[code], "model": Error}
+            out[code] = {"description": _ERROR_MEANINGS[code], "model": Error}
     return out
 
 

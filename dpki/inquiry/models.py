@@ -9,8 +9,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dpki.registry import CERT_ID_PATTERN
-
 __all__ = [
     "CERT_ID_DESCRIPTION",
     "HEX_ID",
@@ -35,7 +33,6 @@ CERT_ID_DESCRIPTION = (
     "certificate id: the SHA-256 of the certificate's DER as 64 hex digits, any case, "
     "optionally after 0x or 0X; nothing else (no spaces or newline)"
 )
-assert CERT_ID_PATTERN.startswith("^") and CERT_ID_PATTERN.endswith("$")
 
 StatusName = Literal["pending", "active", "suspended", "revoked", "superseded", "rejected"]
 _TIME = (
