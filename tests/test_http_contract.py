@@ -21,10 +21,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from inquiry_helpers import ROOT, Node, database
 
+from dpki.chain.types import CERT_ID_PATTERN, as_cert_id, parse_cert_id
 from dpki.errors import ConfigError
 from dpki.inquiry.models import StatusName
-from dpki.registry import CERT_ID_PATTERN, Status, as_cert_id, parse_cert_id
-from dpki.store import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery, Store
+from dpki.inquiry.queries import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery
+from dpki.inquiry.store import Store
+from dpki.pki.codes import Status
 
 #: generated requests per operation and phase: about 20 s on SQLite and 35 s on PostgreSQL
 #: (the budget at which the run finds a NUL in a search and an offset past 2^63 when the

@@ -32,6 +32,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dpki import __version__
+from dpki.chain.registry import Status
+from dpki.chain.types import CERT_ID_PATTERN, parse_cert_id
 from dpki.inquiry import web
 from dpki.inquiry.models import (
     CERT_ID_DESCRIPTION,
@@ -51,9 +54,10 @@ from dpki.inquiry.ocsp import (
     StatusIndex,
     load_or_create_identity,
 )
-from dpki.inquiry.views import certificate_json, iso, reason_label, summary_json
-from dpki.registry import CERT_ID_PATTERN, Status, parse_cert_id
-from dpki.store import MAX_OFFSET, MAX_PAGE, MAX_TEXT, UNAVAILABLE, BadQuery, Store
+from dpki.inquiry.queries import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery
+from dpki.inquiry.store import UNAVAILABLE, Store
+from dpki.inquiry.views import certificate_json, iso, summary_json
+from dpki.pki.codes import reason_label
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 
@@ -221,7 +225,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
 
     api = FastAPI(
         title="DPKI inquiry node",
-        version="1",
+        version=__version__,
         summary="Certificate and status inquiry over the consortium ledger's index",
         lifespan=lifespan,
     )
