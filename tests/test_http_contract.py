@@ -28,10 +28,11 @@ from dpki.inquiry.queries import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery
 from dpki.inquiry.store import Store
 from dpki.pki.codes import Status
 
-#: generated requests per operation and phase: about 20 s on SQLite and 35 s on PostgreSQL
-#: (the budget at which the run finds a NUL in a search and an offset past 2^63 when the
-#: bounds are taken out); DPKI_FUZZ_EXAMPLES changes both
-MAX_EXAMPLES = {"sqlite": 100, "postgresql": 250}
+#: generated requests per operation and phase: about 10-25 s on SQLite and 35-80 s on
+#: PostgreSQL, with machine load (250 is the budget at which the PostgreSQL run finds a NUL in
+#: a search and an offset past 2^63 when the bounds are taken out; the SQLite-only overflow
+#: has its own tests); DPKI_FUZZ_EXAMPLES changes both
+MAX_EXAMPLES = {"sqlite": 50, "postgresql": 250}
 #: a fixed seed makes a finding reproducible; set DPKI_FUZZ_SEED to explore further
 SEED = os.environ.get("DPKI_FUZZ_SEED", "20261127")
 
@@ -194,5 +195,6 @@ def test_schemathesis_finds_nothing(node: Node, tmp_path: Path) -> None:
         check=False,
     )
     summary = done.stdout[done.stdout.find("=== SUMMARY") :]
+    print(summary)  # shown with -s or -rP: phases, cases generated, seed
     assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5_000:]
     assert "0 operations" not in summary and "Tested: 10" in summary, summary
