@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from dpki.inquiry.ocsp import (
     CertState,
     OcspResponder,
     ResponderIdentity,
+    SigningKey,
     StatusIndex,
     revocation_reason,
 )
@@ -31,7 +33,7 @@ from dpki.inquiry.store import Store
 from dpki.pki.codes import Status
 
 NOW = 1_790_000_000
-KEYS = {
+KEYS: dict[str, Callable[[], SigningKey]] = {
     "p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "rsa": lambda: rsa.generate_private_key(65537, 2048),
     "ed25519": ed25519.Ed25519PrivateKey.generate,
