@@ -119,10 +119,15 @@ STATES = {
 @pytest.mark.parametrize("kind", sorted(KEYS))
 @pytest.mark.parametrize("state", sorted(STATES))
 @pytest.mark.parametrize(
-    "nonce", [None, b"\x01" * 16, os.urandom(200)], ids=["no-nonce", "16", "200"]
+    ("nonce", "algorithm", "serial"),
+    [
+        (None, hashes.SHA1(), 1),
+        (b"\x01" * 16, hashes.SHA256(), 0x80),
+        (os.urandom(200), hashes.SHA1(), 2**159 + 12345),  # long-form lengths
+        (os.urandom(32), hashes.SHA256(), 2**64 - 1),
+    ],
+    ids=["no-nonce-sha1-1", "16-sha256-128", "200-sha1-160bit", "32-sha256-64bit"],
 )
-@pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA256()], ids=["sha1", "sha256"])
-@pytest.mark.parametrize("serial", [1, 0x80, 2**159 + 12345], ids=["1", "128", "160-bit"])
 def test_hand_built_answers_equal_the_builders(
     tmp_path: Path,
     kind: str,
