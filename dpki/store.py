@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dpki.errors import ConfigError, DpkiError
 from dpki.registry import Event, Status
-from dpki.x509 import dn
+from dpki.x509 import dn, load_certificate
 
 __all__ = [
     "DEFAULT_URL",
@@ -273,7 +273,7 @@ def cert_fields(der: bytes) -> dict[str, Any]:
         "issuer_key_sha256": None,
     }
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
         subject = cert.subject
         orgs = subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
         cns = subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
@@ -848,10 +848,17 @@ class _Issuers:
         options = self._by_name.get(issuer_name_sha1)
         if not options:
             return None
-        child = x509.load_der_x509_certificate(der)
-        for cid, (cand, key_sha1, key_sha256) in options.items():
+        try:  # both parsed when they were indexed (rows with a parse error never get here)
+            child = load_certificate(der)
+        except DpkiError:
+            return None
+        for cid, (cand, key_sha1, key_sha256) in list(options.items()):
             if not isinstance(cand, x509.Certificate):
-                cand = x509.load_der_x509_certificate(cand)
+                try:
+                    cand = load_certificate(cand)
+                except DpkiError:
+                    del options[cid]
+                    continue
                 options[cid] = (cand, key_sha1, key_sha256)
             if verifies_under(child, cand):
                 return key_sha1, key_sha256

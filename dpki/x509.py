@@ -11,7 +11,11 @@ derivation is deterministic and written down:
 * validity window: see :func:`validity_seconds`.
 
 Malformed input raises :class:`~dpki.errors.ParseError`, never a ``cryptography`` or
-``ValueError`` exception. Things that parse but that the engine cannot use (an unknown
+``ValueError`` exception. :func:`parse_certificate` is the one boundary every byte string
+from the ledger (or a file) crosses: whatever the bytes are, it returns the facts or raises
+ParseError, so validators, indexers and commands decide ``MALFORMED`` and go on.
+
+Things that parse but that the engine cannot use (an unknown
 key algorithm, an unsupported signature algorithm, an unknown critical extension) are
 recorded as facts and become policy violations instead.
 """
@@ -58,6 +62,7 @@ __all__ = [
     "load_facts",
     "normalize_organization",
     "organization_hash",
+    "parse_certificate",
     "read_source",
     "split_der",
     "validity_seconds",
@@ -288,14 +293,46 @@ def split_der(data: bytes, *, name: str = "input") -> list[bytes]:
 
 
 def load_certificate(der: bytes, *, name: str = "input") -> x509.Certificate:
-    """Parse one DER certificate; raise ParseError if it does not parse."""
+    """Parse one DER certificate; raise ParseError if it does not parse (nothing else)."""
     try:
         return x509.load_der_x509_certificate(der)
-    except _DECODE_ERRORS as exc:
+    except BaseException as exc:
+        _reraise_interrupts(exc)
         raise ParseError(
             f"{name}: got {len(der)} bytes of DER that do not parse as an X.509 certificate "
             f"({_describe(exc)}); want a DER-encoded RFC 5280 certificate"
         ) from None
+
+
+def parse_certificate(der: bytes, *, name: str = "input") -> CertificateFacts:
+    """Turn DER bytes into certificate facts; raise ParseError, and only that, otherwise.
+
+    The parse boundary for bytes nobody vouches for (ledger event data, files): every
+    part the policy, the validators and the indexes read later is decoded here, and any
+    exception ``cryptography`` raises on hostile input (``InvalidVersion``, ``ValueError``,
+    ``TypeError``, ``OverflowError``, a Rust panic, ...) becomes a ParseError, which
+    validators decide as ``MALFORMED``.
+    """
+    try:
+        return facts(load_certificate(der, name=name), der=der, name=name)
+    except ParseError:
+        raise
+    except BaseException as exc:
+        _reraise_interrupts(exc)
+        raise ParseError(
+            f"{name}: got a certificate that does not decode ({type(exc).__name__}: "
+            f"{_describe(exc)}); want a well-formed RFC 5280 certificate"
+        ) from None
+
+
+def _reraise_interrupts(exc: BaseException) -> None:
+    """Re-raise what must stop the process; anything else is bad input.
+
+    pyo3's ``PanicException`` (a panic inside cryptography's Rust code) derives from
+    BaseException, so the boundary catches BaseException and lets only these through.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit | MemoryError):
+        raise exc
 
 
 def load_certificates(source: bytes | str | os.PathLike[str]) -> list[x509.Certificate]:
@@ -313,8 +350,7 @@ def load_facts(source: bytes | str | os.PathLike[str]) -> list[CertificateFacts]
     ders = split_der(data, name=name)
     result = []
     for i, der in enumerate(ders):
-        entry = _entry_name(name, i, len(ders))
-        result.append(facts(load_certificate(der, name=entry), der=der, name=entry))
+        result.append(parse_certificate(der, name=_entry_name(name, i, len(ders))))
     return result
 
 
