@@ -62,6 +62,7 @@ __all__ = [
     "StaticIssuers",
     "Verdict",
     "Violation",
+    "authority_key_identifier",
     "code_name",
     "evaluate",
 ]
@@ -234,7 +235,7 @@ class StaticIssuers:
         found = self._by_subject.get(certificate.issuer, [])
         if len(found) < 2:
             return [c for c, _ in found]
-        aki = _authority_key_identifier(certificate)
+        aki = authority_key_identifier(certificate)
         return [c for c, ski in sorted(found, key=lambda e: aki is None or e[1] != aki)]
 
 
@@ -457,7 +458,8 @@ def _subject_key_identifier(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+def authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+    """Return the keyIdentifier of ``certificate``'s authorityKeyIdentifier (None: none)."""
     try:
         extensions = certificate.extensions
         aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value

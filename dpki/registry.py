@@ -33,6 +33,7 @@ from dpki.errors import (
     ChainError,
     ConfigError,
     ContractError,
+    NonceConflict,
     RpcUnavailable,
 )
 
@@ -658,14 +659,28 @@ class Registry:
         error here and never reaches the chain.
         """
         data = self.abi.encode_call(name, args)
-        tx = self._build_tx(account.address, self.address, data)
-        raw = account.sign_transaction(tx).raw_transaction
-        try:
-            tx_hash = self._send_raw(raw)
-        except ChainError:
-            self._nonces.forget(account.address)
-            raise
-        return PendingTx(self, tx_hash, {"from": account.address, "data": data})
+        for attempt in range(_NONCE_RETRIES):
+            tx = self._build_tx(account.address, self.address, data)
+            raw = account.sign_transaction(tx).raw_transaction
+            try:
+                tx_hash = self._send_raw(raw)
+            except NonceConflict:
+                # another process sends from this account (a member's validator and its
+                # submission node): re-read the nonce and send again, re-estimated, so an
+                # action that meanwhile became pointless is refused by its custom error
+                self._nonces.forget(account.address)
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            except ChainError:
+                self._nonces.forget(account.address)
+                raise
+            return PendingTx(
+                self, tx_hash, {"from": account.address, "data": data, "nonce": tx["nonce"]}
+            )
+        raise NonceConflict(
+            f"{name}: the nonce of {account.address} was taken {_NONCE_RETRIES} times in a row "
+            "by other senders from the same account; give each role its own key"
+        )
 
     def send(self, account: LocalAccount, name: str, *args: Any) -> Receipt:
         """Sign, send and wait for ``name(*args)``."""
@@ -715,12 +730,16 @@ class Registry:
             data = _revert_data(_RpcFailure(error))
             if data:
                 raise decode_revert(data, self.abi)
-            raise ChainError(f"the node refused the transaction: {error.get('message', error)}")
+            message = str(error.get("message", error))
+            if any(m in message.lower() for m in _NONCE_MESSAGES):
+                raise NonceConflict(f"the node refused the transaction: {message}")
+            raise ChainError(f"the node refused the transaction: {message}")
         return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def wait(self, pending: PendingTx, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
         """Wait for ``pending`` to be mined; raise its decoded revert when it failed."""
         deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 2.0
         while True:
             response = self._request("eth_getTransactionReceipt", ["0x" + pending.tx_hash.hex()])
             raw = response.get("result")
@@ -730,15 +749,41 @@ class Registry:
                 raise ChainError(
                     f"transaction 0x{pending.tx_hash.hex()} not mined after {timeout:.0f} s"
                 )
+            if time.monotonic() > next_look:  # replaced by another sender's same nonce?
+                next_look = time.monotonic() + 2.0
+                self._check_not_dropped(pending)
             time.sleep(poll)
         if int(raw["status"], 16) != 1:
             block = int(raw["blockNumber"], 16)
-            call = dict(pending._call, to=self.address, data="0x" + pending._call["data"].hex())
+            call = {
+                "from": pending._call["from"],
+                "to": self.address,
+                "data": "0x" + pending._call["data"].hex(),
+            }
             replay = self._request("eth_call", [call, hex(block - 1)])
             if "error" in replay:
                 raise decode_revert(_revert_data(_RpcFailure(replay["error"])), self.abi)
             raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
         return self._receipt(raw)
+
+    def _check_not_dropped(self, pending: PendingTx) -> None:
+        """Raise NonceConflict when the node no longer knows ``pending`` and its nonce is used.
+
+        That happens when another process sent a different transaction with the same nonce
+        and a higher fee: ours was replaced and will never be mined.
+        """
+        known = self._request("eth_getTransactionByHash", ["0x" + pending.tx_hash.hex()])
+        nonce = pending._call.get("nonce")
+        if known.get("result") or nonce is None:
+            return
+        sender = pending._call["from"]
+        used = self._request("eth_getTransactionCount", [sender, "latest"]).get("result")
+        if used is not None and int(used, 16) > nonce:
+            self._nonces.forget(sender)
+            raise NonceConflict(
+                f"transaction 0x{pending.tx_hash.hex()} was dropped: nonce {nonce} of {sender} "
+                "was used by another transaction"
+            )
 
     def _receipt(self, raw: Any) -> Receipt:
         def num(v: Any) -> int:
@@ -1025,6 +1070,15 @@ class _RpcFailure(Exception):
 
 
 _TRANSIENT_RETRIES = 5
+#: how often a transaction is re-sent after another sender took its nonce
+_NONCE_RETRIES = 8
+#: what nodes (anvil, geth, Besu) answer when a nonce is already used or in the pool
+_NONCE_MESSAGES = (
+    "nonce too low",
+    "nonce_too_low",
+    "replacement transaction underpriced",
+    "replacement_underpriced",
+)
 
 
 def _transient(response: dict[str, Any]) -> bool:
