@@ -1,0 +1,67 @@
+"""Concurrent senders from one account never fail a provisioning (issue 10, reliability).
+
+A member's validator and its submission node are separate processes that send from the
+same account: each keeps its own nonce counter, so one of them sends with a nonce the
+other already used. Here two clients with their own counters (as two processes have) send
+from one account on the real chain.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import fake_submission
+from eth_account.signers.local import LocalAccount
+
+from dpki.provision import submit_all
+from dpki.registry import Registry, Status, connect
+
+
+def _client(registry: Registry) -> Registry:
+    """Return a second client of the same registry: its own nonce counter, as a process."""
+    return Registry(connect(registry.rpc_url), registry.address)
+
+
+def test_a_stale_nonce_is_resynced_and_the_batch_sent(
+    registry: Registry, accounts: list[LocalAccount]
+) -> None:
+    vendor = accounts[0]
+    submission_node, validator_node = registry, _client(registry)
+    first = [fake_submission(b"stale-%d" % i) for i in range(3)]
+    submit_all(submission_node, vendor, first)  # the submission node's counter is now warm
+    for i in range(3):  # the validator process sends from the same account meanwhile
+        validator_node.submit(vendor, fake_submission(b"other-%d" % i))
+    later = [fake_submission(b"later-%d" % i) for i in range(4)]
+    outcomes = submit_all(submission_node, vendor, later, batch_size=2)
+    assert [o.submitted for o in outcomes] == [True] * 4
+    assert all(r.status is Status.PENDING for r in registry.statuses([s.cert_id for s in later]))
+
+
+def test_the_same_items_sent_twice_at_once_are_submitted_not_failed(
+    registry: Registry, accounts: list[LocalAccount]
+) -> None:
+    """Two processes of one member submit the same certificates at the same time: whichever
+    loses the race finds them registered from its own account and reports them submitted."""
+    vendor = accounts[0]
+    items = [fake_submission(b"twice-%d" % i) for i in range(6)]
+    results: dict[int, list[bool]] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int, client: Registry) -> None:
+        try:
+            results[n] = [o.submitted for o in submit_all(client, vendor, items, batch_size=2)]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n, _client(registry))) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    records = registry.statuses([s.cert_id for s in items])
+    assert all(r.status is Status.PENDING and r.submitter == vendor.address for r in records)
+    # each item counts as submitted by every run that sent it or found it sent from its own
+    # account after a conflict; a run that found it already there at the start says so
+    assert all(len(r) == len(items) for r in results.values())
+    assert any(all(r) for r in results.values())
