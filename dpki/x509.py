@@ -54,9 +54,11 @@ from dpki.errors import ParseError
 __all__ = [
     "NO_EXPIRY",
     "CertificateFacts",
+    "KeyFacts",
     "cert_id",
     "dn",
     "facts",
+    "key_facts",
     "load_certificate",
     "load_certificates",
     "load_facts",
@@ -118,6 +120,20 @@ _LEGACY_SIGNATURE_HASHES: Final = {
 
 
 @dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What the key rules read about a public key (a certificate's, or its issuer's).
+
+    ``explicit_parameters`` says an EC key spells its curve out (specifiedCurve or
+    implicitCurve) instead of naming it, which RFC 5480 2.1.1 forbids in certificates.
+    """
+
+    algorithm: str
+    size: int | None
+    curve: str | None
+    explicit_parameters: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateFacts:
     """What the policy needs to know about one certificate, decoded once.
 
@@ -127,6 +143,7 @@ class CertificateFacts:
     ``is_self_signed`` is both. ``key_algorithm`` is ``RSA``, ``EC``, ``Ed25519``,
     ``Ed448``, ``DSA``, ``X25519``, ``X448`` or ``unsupported:<oid>``; ``key_size`` is in
     bits; ``key_curve`` is the ``cryptography`` curve name (``secp256r1``) for EC keys.
+    ``key_explicit_parameters``: an EC key whose curve is given by explicit parameters.
     ``key_usage`` holds RFC 5280 bit names (``digitalSignature``, ``keyCertSign``, ...)
     or is ``None`` when the extension is absent; ``signature_hash`` is the hash name
     (``sha256``), ``None`` for hash-less schemes (Ed25519, Ed448) and
@@ -147,6 +164,7 @@ class CertificateFacts:
     key_algorithm: str
     key_size: int | None
     key_curve: str | None
+    key_explicit_parameters: bool
     key_usage: frozenset[str] | None
     extended_key_usage: tuple[str, ...] | None
     ca: bool
@@ -161,6 +179,13 @@ class CertificateFacts:
     signature_hash: str | None
     self_issued: bool
     self_signature_valid: bool | None
+
+    @property
+    def key(self) -> KeyFacts:
+        """Return the facts of the subject public key."""
+        return KeyFacts(
+            self.key_algorithm, self.key_size, self.key_curve, self.key_explicit_parameters
+        )
 
     @property
     def is_self_signed(self) -> bool:
@@ -427,6 +452,7 @@ def facts(
         key_algorithm=key_algorithm,
         key_size=key_size,
         key_curve=key_curve,
+        key_explicit_parameters=_explicit_ec_parameters(spki),
         key_usage=extensions.key_usage,
         extended_key_usage=extensions.extended_key_usage,
         ca=extensions.ca,
@@ -442,6 +468,16 @@ def facts(
         self_issued=self_issued,
         self_signature_valid=self_signature_valid,
     )
+
+
+def key_facts(certificate: x509.Certificate) -> KeyFacts | None:
+    """Return the facts of ``certificate``'s public key (None: it does not decode)."""
+    try:
+        spki = _tbs_parts(certificate.public_bytes(_DER))[2]
+        _, algorithm, size, curve = _key_facts(certificate, "issuer")
+    except (*_DECODE_ERRORS, IndexError, ParseError):
+        return None
+    return KeyFacts(algorithm, size, curve, _explicit_ec_parameters(spki))
 
 
 def verifies_under(certificate: x509.Certificate, issuer: x509.Certificate) -> bool | None:
@@ -650,6 +686,22 @@ def _tbs_parts(der: bytes) -> tuple[bytes, bytes, bytes]:
     if der[subject_end] != 0x30 or spki_end > len(der):
         raise IndexError("SubjectPublicKeyInfo is not where RFC 5280 puts it")
     return issuer, der[subject_start:subject_end], der[subject_end:spki_end]
+
+
+_EC_PUBLIC_KEY: Final = bytes.fromhex("06072a8648ce3d0201")  # OID 1.2.840.10045.2.1
+
+
+def _explicit_ec_parameters(spki: bytes) -> bool:
+    """Say whether an SPKI is id-ecPublicKey with parameters other than a namedCurve OID."""
+    try:
+        algorithm_start, _ = _header(spki, 0)
+        start, end = _header(spki, algorithm_start)
+        if spki[start : start + len(_EC_PUBLIC_KEY)] != _EC_PUBLIC_KEY:
+            return False
+        parameters = start + len(_EC_PUBLIC_KEY)
+        return parameters >= end or spki[parameters] != 0x06
+    except IndexError:
+        return False
 
 
 def _decode_pem_body(body: bytes, *, name: str, index: int) -> bytes:
