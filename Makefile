@@ -49,6 +49,7 @@ bench: bootstrap
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/issuers.py
 	$(BIN)/python bench/inquiry.py
 
 lint: bootstrap
