@@ -39,6 +39,7 @@ class _Entry:
     cert_id: bytes
     certificate: x509.Certificate
     subject_key_identifier: bytes | None
+    submitter: str
     status: Status
 
 
@@ -80,7 +81,7 @@ class LedgerIssuers:
                 continue
             cert_id = bytes(raw_id)
             if event.name == "CertificateSubmitted":
-                self._submitted(cert_id, bytes(event.args["der"]))
+                self._submitted(cert_id, bytes(event.args["der"]), str(event.args["submitter"]))
             elif cert_id in self._waiting or cert_id in self._known:
                 status = event.args.get("status")
                 if isinstance(status, int):
@@ -92,7 +93,7 @@ class LedgerIssuers:
             for cert_id, record in zip(ids, self.registry.statuses(ids), strict=True):
                 self._set_status(cert_id, record.status)
 
-    def _submitted(self, cert_id: bytes, der: bytes) -> None:
+    def _submitted(self, cert_id: bytes, der: bytes, submitter: str) -> None:
         if cert_id in self._known:
             return
         try:
@@ -102,7 +103,7 @@ class LedgerIssuers:
         if not f.ca:
             return
         self._waiting[cert_id] = _Entry(
-            cert_id, f.certificate, f.subject_key_identifier, Status.PENDING
+            cert_id, f.certificate, f.subject_key_identifier, submitter, Status.PENDING
         )
 
     def _set_status(self, cert_id: bytes, status: Status) -> None:

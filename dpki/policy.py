@@ -100,10 +100,10 @@ REASON_CODES: Final[dict[str, int]] = {
     "UNKNOWN_CRITICAL_EXTENSION": 13,
     "CA_WITHOUT_KEYCERTSIGN": 14,
     "MALFORMED": 15,
-    # 16 is SUBMISSION_MISMATCH (dpki.validator): declared fields that disagree with the DER
-    "WEAK_ISSUER_KEY": 17,
-    "KEYCERTSIGN_WITHOUT_CA": 18,
-    "EXPLICIT_CURVE_PARAMETERS": 19,
+    # 16 is SUBMISSION_MISMATCH (dpki.validator); 17-21 are the contract's entitlement codes
+    "WEAK_ISSUER_KEY": 22,
+    "KEYCERTSIGN_WITHOUT_CA": 23,
+    "EXPLICIT_CURVE_PARAMETERS": 24,
 }
 _CODE_NAMES: Final = {number: name for name, number in REASON_CODES.items()}
 

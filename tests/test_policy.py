@@ -49,7 +49,7 @@ TABLE = (
     "UNKNOWN_CRITICAL_EXTENSION",
     "CA_WITHOUT_KEYCERTSIGN",
 )
-#: codes added after MALFORMED (15) and SUBMISSION_MISMATCH (16), numbered from 17
+#: codes added after MALFORMED (15), SUBMISSION_MISMATCH (16) and the entitlement codes
 LATER = ("WEAK_ISSUER_KEY", "KEYCERTSIGN_WITHOUT_CA", "EXPLICIT_CURVE_PARAMETERS")
 
 
@@ -422,7 +422,7 @@ def test_reason_codes_are_the_table_in_order() -> None:
     assert tuple(REASON_CODES)[: len(TABLE)] == TABLE
     assert [REASON_CODES[c] for c in TABLE] == list(range(1, len(TABLE) + 1))
     assert REASON_CODES["MALFORMED"] == len(TABLE) + 1
-    assert [REASON_CODES[c] for c in LATER] == [17, 18, 19]
+    assert [REASON_CODES[c] for c in LATER] == [22, 23, 24]
     assert len(set(REASON_CODES.values())) == len(REASON_CODES)
 
 
