@@ -3,16 +3,21 @@
 A member's validator and its submission node are separate processes that send from the
 same account: each keeps its own nonce counter, so one of them sends with a nonce the
 other already used. Here two clients with their own counters (as two processes have) send
-from one account on the real chain.
+from one account on the real chain. A member may also give each role its own key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from pathlib import Path
 
 from conftest import fake_submission
+from e2e import ORGS, ValidatorProcess, private_devnet, run_cli
 from eth_account.signers.local import LocalAccount
 
+from dpki.deployment import validator_account_name
+from dpki.devices import make_device
 from dpki.provision import submit_all
 from dpki.registry import Registry, Status, connect
 
@@ -65,3 +70,33 @@ def test_the_same_items_sent_twice_at_once_are_submitted_not_failed(
     # account after a conflict; a run that found it already there at the start says so
     assert all(len(r) == len(items) for r in results.values())
     assert any(all(r) for r in results.values())
+
+
+def test_a_member_gives_each_role_its_own_key(tmp_path: Path) -> None:
+    """`dpki devnet up --role-keys`: every organization submits with one account and
+    validates with another; the submitting account has no vote, so votes do not double."""
+    with private_devnet(tmp_path, role_keys=True) as net:
+        registry = net.registry_client()
+        members = {m.organization: m for m in registry.members()}
+        for org in ORGS:
+            submitter, validator = members[org], members[validator_account_name(org)]
+            assert submitter.address != validator.address
+            assert (submitter.is_submitter, submitter.is_validator) == (True, False)
+            assert (validator.is_submitter, validator.is_validator) == (False, True)
+        assert registry.validator_count() == len(ORGS)
+        procs = [
+            ValidatorProcess(net, validator_account_name(org), tmp_path).start() for org in ORGS
+        ]
+        try:
+            device = make_device(ORGS[0], "role-keys")
+            (tmp_path / "d.pem").write_bytes(device.pem)
+            sent = run_cli("submit", str(tmp_path / "d.pem"), "--as", ORGS[0], "--wait",
+                           "--json", deployment=net)  # fmt: skip
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            cert_id = hashlib.sha256(device.der).digest()
+            endorsers = set(registry.endorsers_of(cert_id))
+            assert members[ORGS[0]].address not in endorsers
+            assert endorsers <= {members[validator_account_name(o)].address for o in ORGS}
+        finally:
+            for p in procs:
+                assert p.stop() == 0, p.log_text()[-2000:]
