@@ -5,7 +5,8 @@ A real chain with two validator processes, an indexer process and an inquiry nod
 bit flips and truncations of good certificates, the version-5 certificate that cryptography
 refuses with ``InvalidVersion``, length fields claiming gigabytes). None of the processes
 dies, every submission is decided, a good certificate submitted afterwards activates, and
-the inquiry node answers (JSON, web page, OCSP) for every one of them; so do the commands
+the inquiry node answers (JSON, web page, OCSP where a client can build a request) for
+every one of them; so do the commands
 that read issuers from the ledger (`dpki submit`, `check`, `renew`, `status`).
 """
 
@@ -302,6 +303,19 @@ def test_hostile_corpus_is_decided_and_nodes_go_on(net: Net, tmp_path: Path) -> 
         net.answers(cert_id, status)
     net.answers(good_id, Status.ACTIVE)
     assert _ocsp(net.url, good.certificate) == ocsp.OCSPCertStatus.GOOD
+    asked = 0
+    for _, der in named:  # OCSP for every entry a client can still build a request for
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+            request = _ocsp_request(certificate)
+        except Exception:  # the client cannot ask about these; nothing to send
+            continue
+        answer = requests.post(f"{net.url}/ocsp", data=request, timeout=10)
+        assert answer.status_code == 200
+        ocsp.load_der_ocsp_response(answer.content)  # a well-formed OCSP response
+        asked += 1
+    assert asked >= 10
+    net.alive()
 
 
 def test_commands_that_read_ledger_issuers_still_work(net: Net, tmp_path: Path) -> None:
@@ -346,13 +360,18 @@ def test_generated_bytes_are_decided_and_shown(net: Net, der: bytes) -> None:
     net.answers(cert_id, status)
 
 
-def _ocsp(url: str, certificate: x509.Certificate) -> ocsp.OCSPCertStatus:
-    request = (
+def _ocsp_request(certificate: x509.Certificate) -> bytes:
+    """Return a DER OCSP request for a self-issued ``certificate``."""
+    return (
         ocsp.OCSPRequestBuilder()
         .add_certificate(certificate, certificate, hashes.SHA1())
         .build()
         .public_bytes(serialization.Encoding.DER)
     )
+
+
+def _ocsp(url: str, certificate: x509.Certificate) -> ocsp.OCSPCertStatus:
+    request = _ocsp_request(certificate)
     answer = requests.post(
         f"{url}/ocsp",
         data=request,
