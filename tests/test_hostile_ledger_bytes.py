@@ -6,8 +6,8 @@ bit flips and truncations of good certificates, the version-5 certificate that c
 refuses with ``InvalidVersion``, length fields claiming gigabytes). None of the processes
 dies, every submission is decided, a good certificate submitted afterwards activates, and
 the inquiry node answers (JSON, web page, OCSP where a client can build a request) for
-every one of them; so do the commands
-that read issuers from the ledger (`dpki submit`, `check`, `renew`, `status`).
+every one of them; so do the commands that read issuers from the ledger (`dpki submit`,
+`check`, `renew`, `status`).
 """
 
 from __future__ import annotations
