@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from decoys import CountingRegistry, active_ca, put_decoys, submit_leaf  # noqa: E402
 
-from dpki.devnet import Devnet  # noqa: E402
-from dpki.keys import dev_account  # noqa: E402
-from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect  # noqa: E402
+from dpki.chain.keys import dev_account  # noqa: E402
+from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect  # noqa: E402
+from dpki.dev.devnet import Devnet  # noqa: E402
 from dpki.validator import Validator  # noqa: E402
 
 ORGS = ("Vendor A", "Operator B", "CA C")

@@ -17,27 +17,43 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from eth_account.signers.local import LocalAccount
 
-from dpki.devices import Device, make_ca, make_device
-from dpki.policy import REASON_CODES
-from dpki.provision import submission_for
-from dpki.registry import Event, Registry
-from dpki.x509 import parse_certificate
+from dpki.chain.registry import Event, Registry
+from dpki.chain.rpc import RpcClient
+from dpki.chain.transactions import Transactions
+from dpki.dev.devices import Device, make_ca, make_device
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.x509 import parse_certificate
+from dpki.submission import submission_for
 
 VENDOR = "Vendor A"
 
 
-class CountingRegistry(Registry):
-    """A registry client that counts its JSON-RPC requests (a batch counts once)."""
+class CountingRpc(RpcClient):
+    """A JSON-RPC client that counts what it sends (a batch counts once)."""
 
     requests = 0
 
-    def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
+    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
         self.requests += 1
-        return super()._request(method, params)
+        return super().request(method, params)
 
-    def _post_batch(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    def post_batch(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         self.requests += 1
-        return super()._post_batch(payload)
+        return super().post_batch(payload)
+
+
+class CountingRegistry(Registry):
+    """A registry client whose JSON-RPC requests are counted (``requests``)."""
+
+    def __init__(self, w3: Any, address: str) -> None:
+        super().__init__(w3, address)
+        self.rpc = self.counter = CountingRpc(w3)
+        self.transactions = Transactions(self.rpc, self.abi)
+
+    @property
+    def requests(self) -> int:
+        """Return how many JSON-RPC requests this client sent."""
+        return self.counter.requests
 
 
 def decoy(ca: Device, copy_key_identifier: bool) -> bytes:
@@ -68,10 +84,10 @@ def decoy(ca: Device, copy_key_identifier: bool) -> bytes:
 def active_ca(registry: Registry, accounts: Sequence[LocalAccount]) -> Device:
     """Put a CA of Vendor A on the ledger and have two validators activate it."""
     ca = make_ca(VENDOR, "Decoy Target CA")
-    receipt = registry.submit(accounts[0], submission_for(parse_certificate(ca.der)))
+    receipt = registry.submit(accounts[0], submission_for(parse_certificate(ca.der))).wait()
     cert_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
-    registry.endorse(accounts[1], cert_id)
-    registry.endorse(accounts[2], cert_id)
+    registry.endorse(accounts[1], cert_id).wait()
+    registry.endorse(accounts[2], cert_id).wait()
     return ca
 
 
@@ -82,14 +98,14 @@ def put_decoys(
     ders = [decoy(ca, copy_key_identifier=i % 2 == 0) for i in range(count)]
     subs = [submission_for(parse_certificate(d)) for d in ders]
     for start in range(0, len(subs), 50):
-        registry.submit_batch(accounts[1], subs[start : start + 50])
+        registry.submit_batch(accounts[1], subs[start : start + 50]).wait()
     ids = [s.cert_id for s in subs]
     rejected = ids[::2]
-    code = REASON_CODES["ORG_MISMATCH"]
+    code = REJECTION_REASONS["ORG_MISMATCH"]
     for start in range(0, len(rejected), 50):
         part = rejected[start : start + 50]
         for validator in (accounts[0], accounts[2]):
-            registry.reject_batch(validator, part, [code] * len(part))
+            registry.reject_batch(validator, part, [code] * len(part)).wait()
     return ids
 
 
@@ -97,5 +113,5 @@ def submit_leaf(registry: Registry, account: LocalAccount, ca: Device, serial: s
     """Submit a device certificate ``ca`` issued; return its submission event."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     leaf = make_device(VENDOR, serial, not_before=start, issuer=ca)
-    receipt = registry.submit(account, submission_for(parse_certificate(leaf.der)))
+    receipt = registry.submit(account, submission_for(parse_certificate(leaf.der))).wait()
     return receipt.event("CertificateSubmitted")

@@ -16,10 +16,10 @@ from conftest import fake_submission
 from e2e import ORGS, ValidatorProcess, private_devnet, run_cli
 from eth_account.signers.local import LocalAccount
 
-from dpki.deployment import validator_account_name
-from dpki.devices import make_device
-from dpki.provision import submit_all
-from dpki.registry import Registry, Status, connect
+from dpki.chain.deployment import validator_account_name
+from dpki.chain.registry import Registry, Status, connect
+from dpki.dev.devices import make_device
+from dpki.submission import submit_all
 
 
 def _client(registry: Registry) -> Registry:
@@ -35,7 +35,7 @@ def test_a_stale_nonce_is_resynced_and_the_batch_sent(
     first = [fake_submission(b"stale-%d" % i) for i in range(3)]
     submit_all(submission_node, vendor, first)  # the submission node's counter is now warm
     for i in range(3):  # the validator process sends from the same account meanwhile
-        validator_node.submit(vendor, fake_submission(b"other-%d" % i))
+        validator_node.submit(vendor, fake_submission(b"other-%d" % i)).wait()
     later = [fake_submission(b"later-%d" % i) for i in range(4)]
     outcomes = submit_all(submission_node, vendor, later, batch_size=2)
     assert [o.submitted for o in outcomes] == [True] * 4

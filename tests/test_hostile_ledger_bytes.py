@@ -32,17 +32,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inquiry_helpers import free_port, served
 
-from dpki.deployment import Deployment
-from dpki.devices import make_ca, make_device
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, Status, Submission
+from dpki.dev.devices import make_ca, make_device
 from dpki.errors import ParseError
-from dpki.keys import dev_account
-from dpki.policy import REASON_CODES
-from dpki.provision import submission_for
-from dpki.registry import Registry, Status, Submission
-from dpki.x509 import parse_certificate
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.x509 import parse_certificate
+from dpki.submission import submission_for
 
 VENDOR, OPERATOR, CA_ORG = "Vendor A", "Operator B", "CA C"
-MALFORMED = REASON_CODES["MALFORMED"]
+MALFORMED = REJECTION_REASONS["MALFORMED"]
 _START = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 #: the good certificates every mutation starts from: a device, a CA and a leaf it issued
 _CA = make_ca(VENDOR, "Fuzz CA")
@@ -182,7 +182,7 @@ class Net:
             if record.status is Status.NONE
         ]
         for start in range(0, len(fresh), 25):
-            self.registry.submit_batch(self.submitter, fresh[start : start + 25])
+            self.registry.submit_batch(self.submitter, fresh[start : start + 25]).wait()
         return ids
 
     def decided(self, ids: list[bytes], timeout: float = 120.0) -> list[Status]:

@@ -9,13 +9,13 @@ from pathlib import Path
 from decoys import CountingRegistry, active_ca, put_decoys, submit_leaf
 from eth_account.signers.local import LocalAccount
 
-from dpki.devices import make_ca
-from dpki.ledger import MAX_CANDIDATES, LedgerIssuers
-from dpki.policy import evaluate
-from dpki.provision import submission_for
-from dpki.registry import Registry
+from dpki.chain.registry import Registry
+from dpki.dev.devices import make_ca
+from dpki.pki.issuers import MAX_CANDIDATES, LedgerIssuers
+from dpki.pki.policy import evaluate
+from dpki.pki.x509 import parse_certificate
+from dpki.submission import submission_for
 from dpki.validator import Validator
-from dpki.x509 import parse_certificate
 
 VENDOR = "Vendor A"
 NOW = dt.datetime.now(dt.UTC)
@@ -74,13 +74,13 @@ def test_only_activated_cas_vouch(
     assert evaluate(leaf, organization=VENDOR, at=NOW, issuers=index).ok
 
     pending = make_ca(VENDOR, "Pending CA")
-    registry.submit(accounts[0], submission_for(parse_certificate(pending.der)))
+    registry.submit(accounts[0], submission_for(parse_certificate(pending.der))).wait()
     orphan = parse_certificate(submit_leaf(registry, accounts[0], pending, "y").args["der"])
     index.refresh()
     assert evaluate(orphan, organization=VENDOR, at=NOW, issuers=index).codes == ("UNKNOWN_ISSUER",)
 
     ca_id = parse_certificate(ca.der).id
-    registry.revoke(accounts[0], ca_id, 2)  # cACompromise
+    registry.revoke(accounts[0], ca_id, 2).wait()  # cACompromise
     index.refresh()
     assert evaluate(leaf, organization=VENDOR, at=NOW, issuers=index).codes == (
         "ISSUER_NOT_ACTIVE",

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.registry import PendingTx, Registry, Status, Submission
 from dpki.errors import CertificateAlreadyRegistered, ChainError, NonceConflict
-from dpki.registry import PendingTx, Registry, Status, Submission
-from dpki.x509 import CertificateFacts, organization_hash, validity_seconds
+from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
 
@@ -116,9 +116,9 @@ def _send_batches(
         chunk = fresh[start : start + batch_size]
         try:
             if len(chunk) == 1:
-                pending = registry.transact(account, "submit", chunk[0].as_tuple())
+                pending = registry.submit(account, chunk[0])
             else:
-                pending = registry.transact(account, "submitBatch", [s.as_tuple() for s in chunk])
+                pending = registry.submit_batch(account, chunk)
         except _RETRIED as exc:
             failed += chunk
             error = exc

@@ -1,5 +1,6 @@
-"""Read issuers back from the ledger: the bytes come from submission events, the status from
-the events that change it.
+"""Issuer look-ups: certificates the consortium activated on the ledger (the bytes come from
+submission events, the status from the events that change it), and candidate issuer keys by
+subject name hash for the inquiry index.
 
 Only certificates the consortium activated can vouch for others. A submission enters the
 issuer index the first time the ledger says it is ACTIVE and stays there with its current
@@ -15,16 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 
-from dpki.errors import ParseError
-from dpki.policy import IssuerCandidate, IssuerLookup, authority_key_identifier
-from dpki.registry import Event, Registry, Status
-from dpki.x509 import parse_certificate
+from dpki.chain.registry import Event, Registry, Status
+from dpki.errors import DpkiError, ParseError
+from dpki.pki.policy import IssuerCandidate, IssuerLookup, authority_key_identifier
+from dpki.pki.x509 import load_certificate, parse_certificate, verifies_under
 
-__all__ = ["MAX_CANDIDATES", "LedgerIssuers", "chain_lookups"]
+__all__ = ["MAX_CANDIDATES", "IssuerKeys", "LedgerIssuers", "chain_lookups"]
 
 #: most issuer candidates one look-up returns (each costs a signature check)
 MAX_CANDIDATES: Final = 8
@@ -155,3 +156,44 @@ def chain_lookups(*lookups: IssuerLookup | None) -> IssuerLookup | None:
         return [candidate for lookup in present for candidate in lookup(certificate)]
 
     return both
+
+
+class IssuerKeys:
+    """Candidate issuers by subject name hash, parsed once, for signature checks.
+
+    The inquiry index uses it to find which certificate's key signed another (OCSP CertIDs
+    name the issuer by its key hash).
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, tuple[Any, str, str]]] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        """Add a certificate (a row's values) as a possible issuer."""
+        if values.get("key_sha1") and values.get("subject_name_sha1"):
+            self._by_name.setdefault(values["subject_name_sha1"], {})[values["id"]] = (
+                values["der"],
+                values["key_sha1"],
+                values["key_sha256"],
+            )
+
+    def issuer_of(self, der: bytes, issuer_name_sha1: str) -> tuple[str, str] | None:
+        """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``."""
+        options = self._by_name.get(issuer_name_sha1)
+        if not options:
+            return None
+        try:  # both parsed when they were indexed (rows with a parse error never get here)
+            child = load_certificate(der)
+        except DpkiError:
+            return None
+        for cid, (cand, key_sha1, key_sha256) in list(options.items()):
+            if not isinstance(cand, x509.Certificate):
+                try:
+                    cand = load_certificate(cand)
+                except DpkiError:
+                    del options[cid]
+                    continue
+                options[cid] = (cand, key_sha1, key_sha256)
+            if verifies_under(child, cand):
+                return key_sha1, key_sha256
+        return None
