@@ -258,6 +258,7 @@ def test_parse_boundary_turns_every_corpus_entry_into_facts_or_parse_error() -> 
             assert name in str(exc)
 
 
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 @settings(max_examples=300, deadline=None)
 @given(der=hostile_der())
 def test_parse_boundary_raises_nothing_but_parse_error(der: bytes) -> None:
