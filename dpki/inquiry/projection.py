@@ -13,11 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
-from dpki.pki.x509 import dn, name_facts, ocsp_hashes
+from dpki.pki.x509 import dn, load_certificate, name_facts, ocsp_hashes
 
 __all__ = [
     "CERT_EVENTS",
@@ -103,7 +101,7 @@ def cert_fields(der: bytes) -> dict[str, Any]:
         "issuer_key_sha256": None,
     }
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
         subject = cert.subject
         subject_dn, orgs, cns = name_facts(subject)
         self_issued = cert.issuer == subject
