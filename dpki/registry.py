@@ -438,10 +438,15 @@ def _revert_data(exc: BaseException) -> bytes | str | None:
 class PendingTx:
     """A transaction that was sent; ``wait()`` returns its receipt or raises its revert."""
 
-    def __init__(self, registry: Registry, tx_hash: bytes, call: dict[str, Any]) -> None:
+    def __init__(
+        self, registry: Registry, tx_hash: bytes, call: dict[str, Any], raw: bytes = b""
+    ) -> None:
         self.registry = registry
         self.tx_hash = tx_hash
         self._call = call
+        #: the signed transaction: sending it again can never execute it twice (its nonce)
+        self.raw = raw
+        self.resent = 0
 
     def wait(self, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
         """Block until mined; raise the decoded custom error if it reverted."""
@@ -659,13 +664,17 @@ class Registry:
         """
         data = self.abi.encode_call(name, args)
         tx = self._build_tx(account.address, self.address, data)
-        raw = account.sign_transaction(tx).raw_transaction
+        signed = account.sign_transaction(tx)
+        raw = bytes(signed.raw_transaction)
+        pending = PendingTx(self, bytes(signed.hash), {"from": account.address, "data": data}, raw)
         try:
-            tx_hash = self._send_raw(raw)
+            self._send_raw(raw)
+        except RpcUnavailable:
+            return pending  # the node may or may not have it: settle() sends it again
         except ChainError:
             self._nonces.forget(account.address)
             raise
-        return PendingTx(self, tx_hash, {"from": account.address, "data": data})
+        return pending
 
     def send(self, account: LocalAccount, name: str, *args: Any) -> Receipt:
         """Sign, send and wait for ``name(*args)``."""
@@ -739,6 +748,77 @@ class Registry:
                 raise decode_revert(_revert_data(_RpcFailure(replay["error"])), self.abi)
             raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
         return self._receipt(raw)
+
+    def settle(
+        self,
+        pending: Sequence[PendingTx],
+        *,
+        confirmations: int = 0,
+        timeout: float = 300.0,
+        poll: float = 0.1,
+        ride_out: bool = True,
+    ) -> list[Receipt]:
+        """Wait until every transaction is mined ``confirmations`` blocks deep; return receipts.
+
+        Unlike :meth:`wait` this rides out a node that stops answering (back-off, then ask
+        again) and sends again, byte for byte, any transaction the node no longer knows (a
+        restarted node forgets its pool; a reorganization may drop a block). A signed
+        transaction has one nonce, so sending it again never executes it twice. A
+        transaction that reverted raises its decoded custom error. With ``ride_out`` False
+        an unanswering node raises RpcUnavailable at once (for callers that retry anyway).
+        """
+        deadline = time.monotonic() + timeout
+        receipts: dict[int, Receipt] = {}
+        last_sent = dict.fromkeys(range(len(pending)), time.monotonic())
+        backoff = poll
+        while len(receipts) < len(pending):
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"{len(pending) - len(receipts)} transaction(s) not settled after "
+                    f"{timeout:.0f} s at {self.rpc_url}"
+                )
+            try:
+                head = self.block_number()
+                waiting = [i for i in range(len(pending)) if i not in receipts]
+                answers = self.batch(
+                    [
+                        ("eth_getTransactionReceipt", ["0x" + pending[i].tx_hash.hex()])
+                        for i in waiting
+                    ]
+                )
+                for i, raw in zip(waiting, answers, strict=True):
+                    if raw is None:
+                        if time.monotonic() - last_sent[i] > 2.0:
+                            self._resend(pending[i])
+                            last_sent[i] = time.monotonic()
+                        continue
+                    if head - int(raw["blockNumber"], 16) < confirmations:
+                        continue
+                    if int(raw["status"], 16) != 1:
+                        self.wait(pending[i])  # replays the call and raises its revert
+                    receipts[i] = self._receipt(raw)
+                backoff = poll
+            except RpcUnavailable:
+                if not ride_out:
+                    raise
+                backoff = min(5.0, backoff * 2)
+            time.sleep(backoff)
+        return [receipts[i] for i in range(len(pending))]
+
+    def _resend(self, pending: PendingTx) -> None:
+        """Send a transaction again unless the node already holds it."""
+        if not pending.raw:
+            return
+        known = self._request("eth_getTransactionByHash", ["0x" + pending.tx_hash.hex()])
+        if known.get("result") is not None:
+            return
+        response = self._request("eth_sendRawTransaction", ["0x" + pending.raw.hex()])
+        pending.resent += 1
+        error = response.get("error")
+        if error:  # "already known" or "nonce too low" (it was mined meanwhile): keep waiting
+            message = str(error.get("message", error))
+            if not any(s in message.lower() for s in ("known", "nonce too low")):
+                raise ChainError(f"the node refused a transaction sent again: {message}")
 
     def _receipt(self, raw: Any) -> Receipt:
         def num(v: Any) -> int:

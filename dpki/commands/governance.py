@@ -113,7 +113,7 @@ def _proposer(name: str, kind: ProposalKind, params: list[click.Parameter], doc:
     ) -> None:  # fmt: skip
         deployment = load_deployment(deployment_path)
         account = deployment.signer(org, keystore)
-        registry = deployment.registry_client()
+        registry = deployment.registry_client(org)
         args = _proposal_args(kind, kwargs)
         proposal_id = registry.propose(account, kind, *args)
         _report(registry, proposal_id, as_json, deployment)
@@ -188,7 +188,7 @@ def _proposal_step(name: str, doc: str) -> click.Command:
         as_json: bool,
     ) -> None:
         deployment = load_deployment(deployment_path)
-        registry = deployment.registry_client()
+        registry = deployment.registry_client(org)
         registry.send(deployment.signer(org, keystore), name, proposal_id)
         _report(registry, proposal_id, as_json, deployment)
 

@@ -158,7 +158,7 @@ def submit(
     deployment = load_deployment(deployment_path)
     member = deployment.member(org)
     account = deployment.signer(org, keystore)
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     entries = _load_all(files)
     static = None
     if issuers:
@@ -277,7 +277,7 @@ def _act(
 ) -> tuple[Registry, bytes]:
     cert_id, _ = resolve_cert_id(cert)
     account = deployment.signer(org, keystore)
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     registry.send(account, fn, cert_id, *extra)
     return registry, cert_id
 
@@ -375,7 +375,7 @@ def renew(
     if len(found) != 1:
         raise ParseError(f"{new} holds {len(found)} certificates; want exactly one")
     f = found[0]
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     if not skip_check:
         ledger = LedgerIssuers(registry, deployment.deploy_block)
         ledger.refresh()
