@@ -377,6 +377,23 @@ class GethNetwork:
         rpc_call(a.rpc_url, "admin_removePeer", b.enode)
         rpc_call(b.rpc_url, "admin_removePeer", a.enode)
 
+    def partition(
+        self, side: Sequence[GethNode], other: Sequence[GethNode], timeout: float = 20.0
+    ) -> None:
+        """Cut every link between two groups of nodes and wait until none is left (a dial
+        already under way may bring a link back once: it is cut again)."""
+        deadline = time.monotonic() + timeout
+        far = {n.enode.split("@")[0] for n in other}
+        while True:
+            for a in side:
+                for b in other:
+                    self.cut(a, b)
+            time.sleep(0.3)
+            if not any(far & set(self.peers(a)) for a in side):
+                return
+            if time.monotonic() > deadline:
+                raise ChainError(f"links still up after {timeout:.0f} s of cutting")
+
     def link(self, a: GethNode, b: GethNode) -> None:
         """Restore the devp2p link between two nodes."""
         rpc_call(a.rpc_url, "admin_addPeer", b.enode)

@@ -9,7 +9,7 @@ import click
 from eth_account.signers.local import LocalAccount
 
 from dpki.commands._common import deployment_option, echo_json, json_option
-from dpki.consortium import DEFAULT_GAS_LIMIT
+from dpki.consortium import DEFAULT_GAS_LIMIT, detect_engine
 from dpki.deployment import Deployment, DeploymentMember, default_path, roles_to_names
 from dpki.devnet import Devnet
 from dpki.errors import ConfigError
@@ -70,6 +70,7 @@ def deploy_devnet(
             ],
             network="devnet",
             devnet={"pid": net.pid, "port": net.port, "log": str(net.log)},
+            engine="anvil",
         )
         deployment.save(path or default_path())
     except BaseException:
@@ -320,6 +321,7 @@ def deploy(
             )
             for i, s in enumerate(specs)
         ],
+        engine=detect_engine(rpc_url),
     )
     deployment.save(deployment_path or default_path())
     _print_deployment(deployment, as_json)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.consortium import default_confirmations
 from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
 from dpki.ledger import LedgerIssuers, chain_lookups
@@ -187,16 +188,24 @@ def submit(
     submissions = [s for _, s in to_send]
     outcomes: list[SubmitOutcome] = []
     if submissions:
+        depth = default_confirmations(deployment.engine, deployment.node_url(org))
         if not as_json and len(submissions) > batch_size and _isatty():
             bar: Any
             with click.progressbar(
                 length=len(submissions), label="submitting", file=click.get_text_stream("stderr")
             ) as bar:
                 outcomes = submit_all(
-                    registry, account, submissions, batch_size=batch_size, progress=bar.update
+                    registry,
+                    account,
+                    submissions,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                    confirmations=depth,
                 )
         else:
-            outcomes = submit_all(registry, account, submissions, batch_size=batch_size)
+            outcomes = submit_all(
+                registry, account, submissions, batch_size=batch_size, confirmations=depth
+            )
     for (row, _), outcome in zip(to_send, outcomes, strict=True):
         row["submitted"] = outcome.submitted
         row["status"] = outcome.status.label
