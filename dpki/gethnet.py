@@ -44,6 +44,7 @@ __all__ = [
     "deploy_geth_devnet",
     "find_geth",
     "rpc_call",
+    "write_private",
 ]
 
 GETH_VERSION = "1.13.15"
@@ -148,19 +149,26 @@ class GethNode:
         """Return the node's log file."""
         return self.datadir.parent / f"{self.datadir.name}.log"
 
-    def command(self, geth: Path | str = "geth", gas_limit: int = DEFAULT_GAS_LIMIT) -> list[str]:
+    def command(
+        self,
+        geth: Path | str = "geth",
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+        *,
+        apis: str = _APIS,
+        chain_id: int = CHAIN_ID,
+    ) -> list[str]:
         """Return the command line that runs this node (no secret on it: files only)."""
         d = str(self.datadir)
         return [
             str(geth),
             "--datadir", d,
             "--config", f"{d}/config.toml",
-            "--networkid", str(CHAIN_ID),
+            "--networkid", str(chain_id),
             "--nodekey", f"{d}/nodekey",
             "--port", str(self.p2p_port),
             "--nodiscover", "--nat", "none", "--maxpeers", "50",
             "--http", "--http.addr", "127.0.0.1", "--http.port", str(self.rpc_port),
-            "--http.api", _APIS,
+            "--http.api", apis,
             "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(self.auth_port),
             "--ipcdisable",
             "--syncmode", "full", "--gcmode", "archive",
@@ -255,9 +263,9 @@ class GethNetwork:
             node.datadir.mkdir(parents=True, exist_ok=True)
             node_key.write(node.datadir / "nodekey")
             password = secrets.token_hex(16)
-            _write_private(node.datadir / "password", password)
+            write_private(node.datadir / "password", password)
             keyfile = Account.encrypt(signer.key, password, kdf="scrypt", iterations=2**12)
-            _write_private(
+            write_private(
                 node.datadir / "keystore" / f"signer-{signer.address.lower()}.json",
                 json.dumps(keyfile),
             )
@@ -475,7 +483,8 @@ class GethNetwork:
         return cls.from_json(json.loads((root / "network.json").read_text()))
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
