@@ -29,6 +29,7 @@ from dpki.deployment import Deployment
 from dpki.devices import make_device
 from dpki.devnet import Devnet
 from dpki.errors import DpkiError
+from dpki.gethnet import GethNetwork, deploy_geth_devnet
 from dpki.registry import Registry, Status
 
 __all__ = ["DemoReport", "run_demo"]
@@ -80,7 +81,7 @@ def _start_validator(deployment: Deployment, org: str, workdir: Path) -> subproc
     return proc
 
 
-def _stop_all(procs: list[subprocess.Popen[bytes]], devnet: Devnet | None) -> None:
+def _stop_all(procs: list[subprocess.Popen[bytes]], devnet: Devnet | GethNetwork | None) -> None:
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -122,8 +123,13 @@ def run_demo(
     devices: int = 200,
     workdir: Path | None = None,
     say: Callable[[str], None] = print,
+    engine: str = "anvil",
 ) -> DemoReport:
-    """Run the whole flow and return its figures; leaves no process behind."""
+    """Run the whole flow and return its figures; leaves no process behind.
+
+    ``engine`` "geth" runs it on a 3-node geth Clique network (one sealer per member, each
+    member's CLI and validator on its own node) instead of anvil.
+    """
     owned_tmp = None
     if workdir is None:
         owned_tmp = tempfile.TemporaryDirectory(prefix="dpki-demo-")
@@ -131,7 +137,7 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     report = DemoReport(devices=devices)
     procs: list[subprocess.Popen[bytes]] = []
-    devnet: Devnet | None = None
+    devnet: Devnet | GethNetwork | None = None
     previous = signal.getsignal(signal.SIGTERM)
 
     def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -141,11 +147,23 @@ def run_demo(
     try:
         vendor, operator, _ = DEFAULT_ORGS
         with _timed(report, "devnet_and_deploy"):
-            deployment = deploy_devnet(
-                DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
-            )
+            if engine == "geth":
+                deployment = deploy_geth_devnet(
+                    DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
+                )
+            else:
+                deployment = deploy_devnet(
+                    DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
+                )
         assert deployment.devnet is not None
-        devnet = Devnet(deployment.devnet["pid"], deployment.devnet["port"])
+        if engine == "geth":
+            devnet = GethNetwork.from_json(deployment.devnet)
+            say(
+                f"devnet    geth Clique, {len(devnet.nodes)} sealers, 1 s blocks: "
+                + ", ".join(f"{n.organization} {n.rpc_url}" for n in devnet.nodes)
+            )
+        else:
+            devnet = Devnet(deployment.devnet["pid"], deployment.devnet["port"])
         registry = deployment.registry_client()
         say(f"devnet    {deployment.rpc_url}  registry {deployment.registry}")
         say(f"members   {', '.join(DEFAULT_ORGS)}  (threshold 2 of 3)")

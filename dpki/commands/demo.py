@@ -20,8 +20,15 @@ __all__ = ["COMMANDS"]
     default=None,
     help="Keep the demo's files (certificates, logs) here instead of a temp dir.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["anvil", "geth"]),
+    default="anvil",
+    show_default=True,
+    help="anvil (embedded) or geth (a 3-node Clique network, one sealer per member).",
+)
 @json_option
-def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
+def demo(devices: int, workdir: Path | None, engine: str, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
 
     def say(line: str) -> None:
@@ -29,7 +36,7 @@ def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
             click.echo(line)
 
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
-    report = run_demo(devices, workdir, say=say)
+    report = run_demo(devices, workdir, say=say, engine=engine)
     if as_json:
         echo_json(
             {"devices": devices, "timings_s": report.timings, "gas": report.gas, **report.facts}
