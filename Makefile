@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser geth demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser postgres geth demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,10 +25,10 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser geth
+test: bootstrap browser postgres geth
 	$(BIN)/pytest
 
-test-fast: bootstrap browser
+test-fast: bootstrap browser postgres
 	$(BIN)/pytest -m "not slow"
 
 # go-ethereum v1.13.15 (the last release that seals Clique) from the Go module proxy, built
@@ -44,6 +44,11 @@ $(GETH):
 	@echo "building geth v1.13.15 with go install (once; a few minutes)"
 	GOBIN=$(CURDIR)/.build/bin go install -ldflags=-checklinkname=0 $(GETH_MODULE)
 
+# The indexer tests use a PostgreSQL on 127.0.0.1:5432: install Debian's package when missing,
+# start the cluster when it is down (tools/postgres-up).
+postgres:
+	@tools/postgres-up
+
 # The web page test drives Debian's headless Chromium (no browser download of its own).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -53,10 +58,10 @@ browser:
 	  { $$SUDO apt-get update -q >/dev/null && \
 	    $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
-bench: bootstrap
+bench: bootstrap geth
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/policy.py
-	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/provision.py --engine both
 	$(BIN)/python bench/inquiry.py
 
 lint: bootstrap
