@@ -458,3 +458,24 @@ class InquiryNode:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(20)
+
+
+def test_demo_on_geth_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = subprocess.run(
+        dpki_cmd(
+            "demo", "--engine", "geth", "--devices", "20", "--workdir", str(tmp_path), "--json"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["active"] == 20
+    assert report["impostor_status"] == "rejected"
+    assert report["ocsp"] == {"device 18": "good", "device 17": "revoked (key_compromise)"}
+    deployment = json.loads((tmp_path / "deployment.json").read_text())
+    assert deployment["engine"] == "geth-clique"
+    for node in deployment["devnet"]["nodes"]:
+        assert subprocess.run(["kill", "-0", str(node["pid"])], capture_output=True).returncode
+    assert not (tmp_path / "geth").exists()
