@@ -21,7 +21,7 @@ import pytest
 import requests
 from e2e import ORGS, ValidatorProcess, dpki_cmd, run_cli, wait_until
 
-from dpki.consortium import decode_clique_extradata
+from dpki.consortium import decode_clique_extradata, detect_engine
 from dpki.deployment import Deployment
 from dpki.devices import make_device
 from dpki.devnet import free_port
@@ -110,6 +110,7 @@ def test_one_sealer_per_member_static_peers_no_discovery(consortium: Consortium)
     assert genesis["config"]["clique"]["period"] == 1
     assert int(genesis["gasLimit"], 16) == 30_000_000
     assert "shanghaiTime" not in genesis["config"]  # Clique refuses Shanghai
+    assert deployment.engine == detect_engine(net.nodes[1].rpc_url) == "geth-clique"
     urls = {m.organization: m.rpc_url for m in deployment.members}
     assert urls == {n.organization: n.rpc_url for n in net.nodes}
     assert len(set(urls.values())) == 3
