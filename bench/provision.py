@@ -6,7 +6,7 @@ For each engine and batch size (1, 10, 100) a fresh network with three members (
 is started: anvil, or geth Clique with one sealer per member (1 s blocks, 30 M gas). Two
 validator processes (`dpki validator run`, Operator B and CA C, each on its own node, with
 the engine's default confirmations) follow it, and the vendor submits N fresh P-256 device
-certificates through `dpki.provision.submit_all` on its own node (transactions pipelined).
+certificates through `dpki.submission.submit_all` on its own node (transactions pipelined).
 The clock runs from the first submission until the last certificate is active; a
 certificate's latency is from the start of submission until it was first seen active.
 Reported beside the rate: gas used per block against the gas limit, the blocks' interval,
@@ -28,15 +28,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, Status
 from dpki.commands.chain import deploy_devnet
-from dpki.deployment import Deployment
-from dpki.devices import make_device
-from dpki.devnet import Devnet
-from dpki.gethnet import GethNetwork, deploy_geth_devnet
-from dpki.keys import dev_account
-from dpki.provision import submission_for, submit_all
-from dpki.registry import Registry, Status
-from dpki.x509 import facts
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
+from dpki.dev.gethnet import GethNetwork, deploy_geth_devnet
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for, submit_all
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -28,24 +28,25 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.registry import Event, Registry, Status
 from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
-from dpki.ledger import LedgerIssuers
-from dpki.policy import DEFAULT, REASON_CODES, Policy, evaluate
-from dpki.registry import Event, Registry, Status
-from dpki.x509 import facts, load_certificate, organization_hash, validity_seconds
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.issuers import LedgerIssuers
+from dpki.pki.policy import DEFAULT, Policy, evaluate
+from dpki.pki.x509 import facts, load_certificate, organization_hash, validity_seconds
 
-__all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
+__all__ = ["SUBMISSION_MISMATCH", "Validator", "Vote"]
 
 #: reason code for a submission whose declared fields disagree with its DER
-SUBMISSION_MISMATCH = 16
-_MALFORMED = REASON_CODES.get("MALFORMED", 15)
+SUBMISSION_MISMATCH = REJECTION_REASONS["SUBMISSION_MISMATCH"]
+_MALFORMED = REJECTION_REASONS["MALFORMED"]
 
 log = logging.getLogger("dpki.validator")
 
 
 @dataclass(frozen=True)
-class Decision:
-    """A validator's verdict on one submission."""
+class Vote:
+    """A validator's vote on one submission: endorse, or reject with codes."""
 
     cert_id: bytes
     endorse: bool
@@ -131,17 +132,17 @@ class Validator:
             self._orgs[submitter] = member.organization if member else None
         return self._orgs[submitter]
 
-    def decide(self, event: Event, at: datetime) -> Decision:
-        """Return the verdict on one ``CertificateSubmitted`` event."""
+    def decide(self, event: Event, at: datetime) -> Vote:
+        """Return the vote on one ``CertificateSubmitted`` event."""
         args = event.args
         cert_id = bytes(args["certId"])
         der = bytes(args["der"])
         if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
-            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         try:
             f = facts(load_certificate(der, name="0x" + cert_id.hex()), der=der)
         except ParseError:
-            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         mismatches = []
         if (args["notBefore"], args["notAfter"]) != validity_seconds(f):
             mismatches.append("window")
@@ -151,18 +152,18 @@ class Validator:
             mismatches.append("orgHash")
         if mismatches:
             log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
-            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         organization = self._organization(str(args["submitter"]))
         try:
             verdict = evaluate(
                 f, organization=organization, at=at, issuers=self.issuers, policy=self.policy
             )
         except ParseError:
-            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         if verdict.ok:
-            return Decision(cert_id, True)
+            return Vote(cert_id, True)
         codes = verdict.codes
-        return Decision(cert_id, False, codes, REASON_CODES[codes[0]])
+        return Vote(cert_id, False, codes, REJECTION_REASONS[codes[0]])
 
     # ------------------------------------------------------------------ loop
 
@@ -233,21 +234,18 @@ class Validator:
         self._save_state()
         return len(decisions)
 
-    def _vote(self, decisions: list[Decision]) -> None:
+    def _vote(self, decisions: list[Vote]) -> None:
         pending = []
         endorse = [d for d in decisions if d.endorse]
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            tx = self.registry.transact(self.account, "endorseBatch", [d.cert_id for d in chunk])
+            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk])
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
-            tx = self.registry.transact(
-                self.account,
-                "rejectBatch",
-                [d.cert_id for d in chunk],
-                [d.reason_code for d in chunk],
+            tx = self.registry.reject_batch(
+                self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
             )
             pending.append((chunk, tx))
         # a vote lost with a dropped block is cast again: the checkpoint moves only after
@@ -289,7 +287,7 @@ class Validator:
             except ChainError as exc:
                 # a vote refused (e.g. a race with another validator): re-read and retry
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
-                self.registry._nonces.forget(self.account.address)
+                self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from dpki.build import EVM_VERSION
-from dpki.registry import Registry, load_artifact
+from dpki.chain.registry import Registry, load_artifact
+from dpki.dev.build import EVM_VERSION
 
 #: opcodes introduced after Paris, with the fork that introduced them
 LATER_OPCODES = {

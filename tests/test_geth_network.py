@@ -21,17 +21,17 @@ import pytest
 import requests
 from e2e import ORGS, ValidatorProcess, dpki_cmd, run_cli, wait_until
 
-from dpki.consortium import decode_clique_extradata, detect_engine
-from dpki.deployment import Deployment
-from dpki.devices import make_device
-from dpki.devnet import free_port
-from dpki.gethnet import GethNetwork, GethNode, deploy_geth_devnet, rpc_call
-from dpki.indexer import Indexer
-from dpki.keys import dev_account
-from dpki.provision import SubmitOutcome, submission_for, submit_all
-from dpki.registry import Registry, Status, Submission, connect
-from dpki.store import Store
-from dpki.x509 import facts
+from dpki.chain.consortium import decode_clique_extradata, detect_engine
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, Status, Submission, connect
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import free_port
+from dpki.dev.gethnet import GethNetwork, GethNode, deploy_geth_devnet, rpc_call
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import Store
+from dpki.pki.x509 import facts
+from dpki.submission import SubmitOutcome, submission_for, submit_all
 
 pytestmark = pytest.mark.slow
 
@@ -167,7 +167,7 @@ def test_propagation_indexers_and_relying_parties_agree(consortium: Consortium) 
     wait_until(lambda: all_status(registry, subs, Status.ACTIVE), timeout=90, what="active")
     settled = max(consortium.head(o) for o in ORGS) + 3
     wait_until(lambda: min(consortium.head(o) for o in ORGS) >= settled, timeout=60, what="+3")
-    views = []
+    views: list[dict[str, Any]] = []
     for org in ORGS:
         store = Store(f"sqlite:///{consortium.tmp / f'index-{org.split()[-1]}.sqlite'}")
         try:

@@ -15,16 +15,16 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpki.consortium import (
+from dpki.chain.consortium import (
     NodeKey,
     clique_extradata,
     decode_clique_extradata,
     decode_qbft_extradata,
     qbft_extradata,
 )
-from dpki.devnet import free_port, stop_pid
+from dpki.dev.devnet import free_port, stop_pid
+from dpki.dev.gethnet import find_geth, rpc_call
 from dpki.errors import ConfigError
-from dpki.gethnet import find_geth, rpc_call
 
 # Besu's documentation, "Configure QBFT consensus": the genesis extraData of four validators
 BESU_DOC_VALIDATORS = [

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from conftest import rpc
 
-from dpki.consortium import CONFIRMATIONS, default_confirmations, detect_engine
-from dpki.devices import make_device
-from dpki.keys import dev_account
-from dpki.provision import submission_for
-from dpki.registry import Registry
+from dpki.chain.consortium import CONFIRMATIONS, default_confirmations, detect_engine
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry
+from dpki.dev.devices import make_device
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
 from dpki.validator import Validator
-from dpki.x509 import facts
 
 
 def _submission(serial: str):  # type: ignore[no-untyped-def]
@@ -39,8 +39,8 @@ def test_validator_decides_again_from_the_fork_point(
     assert registry.has_voted(lost.cert_id, dev_account(1).address)
     decided_at = validator.state.checkpoint
     assert rpc(chain, "evm_revert", fork) is True
-    registry._nonces.forget(dev_account(0).address)
-    registry._nonces.forget(dev_account(1).address)
+    registry.resync_nonce(dev_account(0).address)
+    registry.resync_nonce(dev_account(1).address)
     kept = _submission("KEPT")
     registry.submit(dev_account(0), kept)  # a different block at the same height
     for _ in range(3):

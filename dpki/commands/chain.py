@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 import click
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.consortium import DEFAULT_GAS_LIMIT, detect_engine
+from dpki.chain.deployment import Deployment, DeploymentMember, default_path, roles_to_names
+from dpki.chain.keys import dev_account, load_keystore
+from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 from dpki.commands._common import deployment_option, echo_json, json_option
-from dpki.consortium import DEFAULT_GAS_LIMIT, detect_engine
-from dpki.deployment import Deployment, DeploymentMember, default_path, roles_to_names
-from dpki.devnet import Devnet
+from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
-from dpki.keys import dev_account, load_keystore
-from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 
 if TYPE_CHECKING:
-    from dpki.gethnet import GethNetwork
+    from dpki.dev.gethnet import GethNetwork
 
 __all__ = ["COMMANDS", "DEFAULT_ORGS", "deploy_devnet"]
 
@@ -29,8 +29,8 @@ BOTH = ROLE_VALIDATOR | ROLE_SUBMITTER
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Artifact path.")
 def build(out: Path | None) -> None:
     """Compile contracts/ into dpki/artifacts/CertificateRegistry.json."""
-    from dpki.build import ARTIFACT_PATH
-    from dpki.build import build as do_build
+    from dpki.dev.build import ARTIFACT_PATH
+    from dpki.dev.build import build as do_build
 
     path = do_build(out=out or ARTIFACT_PATH)
     click.echo(f"wrote {path}")
@@ -81,7 +81,7 @@ def deploy_devnet(
 
 def _geth_network(deployment: Deployment) -> GethNetwork | None:
     """Return the geth devnet a deployment file describes (its own record when newer)."""
-    from dpki.gethnet import GethNetwork
+    from dpki.dev.gethnet import GethNetwork
 
     if not deployment.devnet or deployment.devnet.get("engine") != "geth-clique":
         return None
@@ -183,7 +183,7 @@ def devnet_up(
         )
     threshold = threshold or min(2, len(orgs))
     if engine == "geth":
-        from dpki.gethnet import deploy_geth_devnet
+        from dpki.dev.gethnet import deploy_geth_devnet
 
         _check_orgs(orgs, threshold)
         deployment = deploy_geth_devnet(

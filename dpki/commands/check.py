@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
 from dpki.errors import ParseError
-from dpki.ledger import chain_lookups
-from dpki.policy import IssuerLookup, StaticIssuers, evaluate
-from dpki.x509 import load_certificates, load_facts
+from dpki.pki.issuers import chain_lookups
+from dpki.pki.policy import IssuerLookup, StaticIssuers, evaluate
+from dpki.pki.x509 import load_certificates, load_facts
 
 __all__ = ["check", "parse_at"]
 
@@ -34,9 +34,9 @@ def _ledger_lookup() -> IssuerLookup | None:
     The look-up lists ``IssuerCandidate(certificate, active=<ledger status is active>)`` for
     the certificates on the ledger whose subject is the checked certificate's issuer.
     """
-    from dpki.deployment import Deployment, default_path
+    from dpki.chain.deployment import Deployment, default_path
     from dpki.errors import ChainError, ConfigError
-    from dpki.ledger import LedgerIssuers
+    from dpki.pki.issuers import LedgerIssuers
 
     if not default_path().exists():
         return None

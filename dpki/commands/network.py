@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from dpki.chain.consortium import DEFAULT_GAS_LIMIT
+from dpki.chain.netinit import init_network, parse_member
 from dpki.commands._common import echo_json, json_option
-from dpki.consortium import DEFAULT_GAS_LIMIT
 from dpki.errors import ConfigError
-from dpki.netinit import init_network, parse_member
 
 __all__ = ["COMMANDS"]
 

@@ -12,8 +12,8 @@ from types import FrameType
 
 import click
 
+from dpki.chain.consortium import default_confirmations
 from dpki.commands._common import deployment_option, load_deployment
-from dpki.consortium import default_confirmations
 from dpki.validator import Validator
 
 __all__ = ["COMMANDS"]

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.registry import PendingTx, Registry, Status, Submission
 from dpki.errors import RpcUnavailable
-from dpki.registry import PendingTx, Registry, Status, Submission
-from dpki.x509 import CertificateFacts, organization_hash, validity_seconds
+from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
 
@@ -98,8 +98,8 @@ def _send(
     while True:
         try:
             if len(chunk) == 1:
-                return registry.transact(account, "submit", chunk[0].as_tuple())
-            return registry.transact(account, "submitBatch", [s.as_tuple() for s in chunk])
+                return registry.submit(account, chunk[0])
+            return registry.submit_batch(account, chunk)
         except RpcUnavailable:
             if time.monotonic() > deadline:
                 raise

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 from eth_account import Account
 
-from dpki.consortium import DEFAULT_GAS_LIMIT, NodeKey, clique_genesis, write_json
-from dpki.devnet import free_port, stop_pid
+from dpki.chain.consortium import DEFAULT_GAS_LIMIT, NodeKey, clique_genesis, write_json
+from dpki.dev.devnet import free_port, stop_pid
 from dpki.errors import ChainError, ToolchainError
 
 if TYPE_CHECKING:
-    from dpki.deployment import Deployment
+    from dpki.chain.deployment import Deployment
 
 __all__ = [
     "GETH_MODULE",
@@ -513,9 +513,9 @@ def deploy_geth_devnet(
     Member ``i`` acts with the devnet's dev key ``i`` (funded in the genesis) through its
     own node; each node seals with a key of its own.
     """
-    from dpki.deployment import Deployment, DeploymentMember, roles_to_names
-    from dpki.keys import dev_account
-    from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
+    from dpki.chain.deployment import Deployment, DeploymentMember, roles_to_names
+    from dpki.chain.keys import dev_account
+    from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 
     accounts = [dev_account(i) for i in range(len(orgs))]
     net = GethNetwork.create(

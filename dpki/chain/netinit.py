@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from dpki.consortium import (
+from dpki.chain.consortium import (
     DEFAULT_GAS_LIMIT,
     NodeKey,
     clique_genesis,
@@ -160,7 +160,7 @@ def _ports(base: int | None, offset: int) -> tuple[int, int, int]:
 
 def _new_geth_signer(folder: Path) -> str:
     """Create a sealing account in the member's keystore (password in a 0600 file)."""
-    from dpki.gethnet import write_private
+    from dpki.dev.gethnet import write_private
 
     account = Account.create()
     password = secrets.token_urlsafe(24)
@@ -175,7 +175,7 @@ def _new_geth_signer(folder: Path) -> str:
 def _geth_files(
     folder: Path, row: dict[str, Any], peers: list[str], chain_id: int, gas_limit: int
 ) -> str:
-    from dpki.gethnet import GethNode
+    from dpki.dev.gethnet import GethNode
 
     (folder / "config.toml").write_text("[Node.P2P]\nStaticNodes = " + json.dumps(peers) + "\n")
     node = GethNode(
