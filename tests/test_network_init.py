@@ -193,3 +193,15 @@ def test_geth_clique_files_start_a_sealing_network(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_building_geth_without_go_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dpki.dev.gethnet import build_geth
+    from dpki.errors import ToolchainError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no go here
+    with pytest.raises(ToolchainError, match=r"Go is not installed.*make geth.*DPKI_GETH"):
+        build_geth(tmp_path / "bin")
+    assert not (tmp_path / "bin" / "geth").exists()
