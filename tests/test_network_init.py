@@ -205,3 +205,10 @@ def test_building_geth_without_go_says_what_to_do(
     with pytest.raises(ToolchainError, match=r"Go is not installed.*make geth.*DPKI_GETH"):
         build_geth(tmp_path / "bin")
     assert not (tmp_path / "bin" / "geth").exists()
+
+
+def test_geth_is_the_one_make_geth_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import ROOT
+
+    monkeypatch.delenv("DPKI_GETH", raising=False)
+    assert find_geth(build=False) == ROOT / ".build" / "bin" / "geth"  # `make test` built it

@@ -54,7 +54,7 @@ _APIS = "eth,net,web3,clique,admin,miner,txpool"
 
 
 def _project_bin() -> Path:
-    return Path(__file__).resolve().parent.parent / ".build" / "bin"
+    return Path(__file__).resolve().parents[2] / ".build" / "bin"
 
 
 def _version(binary: Path) -> str | None:
