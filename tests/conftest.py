@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +71,6 @@ def chain(anvil: Devnet) -> Iterator[str]:
     snapshot = rpc(anvil.rpc_url, "evm_snapshot")
     yield anvil.rpc_url
     assert rpc(anvil.rpc_url, "evm_revert", snapshot) is True
-    # anvil's revert also winds its clock back to the snapshot's time: without this the
-    # session chain's time trails the wall clock by the length of every test so far
-    rpc(anvil.rpc_url, "anvil_setTime", int(time.time()))
 
 
 @pytest.fixture
