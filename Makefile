@@ -71,6 +71,7 @@ bench: bootstrap geth
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/provision.py --engine both
+	$(BIN)/python bench/issuers.py
 	$(BIN)/python bench/inquiry.py
 
 # mypy is strict on dpki; tests and bench are checked relaxed (untyped test functions and

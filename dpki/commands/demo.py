@@ -27,8 +27,13 @@ __all__ = ["COMMANDS"]
     show_default=True,
     help="anvil (embedded) or geth (a 3-node Clique network, one sealer per member).",
 )
+@click.option(
+    "--role-keys",
+    is_flag=True,
+    help="Give each member one key per role (validator and submitter accounts; anvil).",
+)
 @json_option
-def demo(devices: int, workdir: Path | None, engine: str, as_json: bool) -> None:
+def demo(devices: int, workdir: Path | None, engine: str, role_keys: bool, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
 
     def say(line: str) -> None:
@@ -36,7 +41,7 @@ def demo(devices: int, workdir: Path | None, engine: str, as_json: bool) -> None
             click.echo(line)
 
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
-    report = run_demo(devices, workdir, say=say, engine=engine)
+    report = run_demo(devices, workdir, say=say, engine=engine, role_keys=role_keys)
     if as_json:
         echo_json(
             {"devices": devices, "timings_s": report.timings, "gas": report.gas, **report.facts}
