@@ -91,6 +91,9 @@ class ServeConfig:
     ocsp_validity: int = 600
     poll: float = 0.5
     max_lag: int = 10
+    #: seconds after which a head that stopped moving (a stalled or cut-off node) is
+    #: unhealthy; None on chains that mine only on demand (anvil)
+    max_head_age: int | None = None
 
     def to_env(self) -> str:
         """Return the config as JSON for the worker environment."""
@@ -162,9 +165,11 @@ class _Head:
         self.rpc_url = rpc_url
         self._at = 0.0
         self._value: int | None = None
+        self.timestamp: int | None = None
         self._session = requests.Session()
 
     def get(self) -> int | None:
+        """Return the head's number (and keep its time in ``timestamp``)."""
         if self.rpc_url is None:
             return None
         if time.monotonic() - self._at < 1.0:
@@ -172,12 +177,18 @@ class _Head:
         try:
             body = self._session.post(
                 self.rpc_url,
-                json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "eth_getBlockByNumber",
+                    "params": ["latest", False],
+                },
                 timeout=2,
             ).json()
-            self._value = int(body["result"], 16)
+            self._value = int(body["result"]["number"], 16)
+            self.timestamp = int(body["result"]["timestamp"], 16)
         except (requests.RequestException, ValueError, KeyError, TypeError):
-            self._value = None
+            self._value = self.timestamp = None
         self._at = time.monotonic()
         return self._value
 
@@ -238,11 +249,17 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         chain_head = head.get()
         indexed = checkpoint.number if checkpoint else None
         lag = None if chain_head is None or indexed is None else max(0, chain_head - indexed)
+        # a node cut off from the majority (or stalled) has a head that stops moving: the
+        # index may be level with it and still behind the network by this many seconds
+        age = None if head.timestamp is None else max(0, int(time.time()) - head.timestamp)
         return {
-            "ok": lag is not None and lag <= config.max_lag,
+            "ok": lag is not None
+            and lag <= config.max_lag
+            and (age is None or config.max_head_age is None or age <= config.max_head_age),
             "indexed_block": indexed,
             "indexed_block_time": iso(checkpoint.timestamp) if checkpoint else None,
             "chain_head": chain_head,
+            "chain_head_age_seconds": age,
             "lag_blocks": lag,
             "certificates": len(index.by_id),
             "status_counts": store.counts(),
