@@ -32,7 +32,7 @@ CONTRACT_NAME = "CertificateRegistry"
 ARTIFACT_PATH = Path(__file__).parent / "artifacts" / f"{CONTRACT_NAME}.json"
 
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 1000},
+    "optimizer": {"enabled": True, "runs": 200},
     # Cancun: supported by Hyperledger Besu since 24.1 and by anvil; no newer opcodes needed.
     "evmVersion": "cancun",
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},

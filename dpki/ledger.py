@@ -53,8 +53,15 @@ class LedgerIssuers:
         for cert_id, cert in self._by_subject.get(certificate.issuer, []):
             if cert.public_bytes(_DER) == certificate.public_bytes(_DER):
                 continue
-            status = self.registry.status_of(cert_id).status
-            found.append(IssuerCandidate(cert, active=status is Status.ACTIVE))
+            record = self.registry.status_of(cert_id)
+            found.append(
+                IssuerCandidate(
+                    cert,
+                    active=record.status is Status.ACTIVE,
+                    cert_id=cert_id,
+                    owner=record.submitter,
+                )
+            )
         return found
 
 

@@ -84,6 +84,13 @@ REASON_CODES: Final[dict[str, int]] = {
     "UNKNOWN_CRITICAL_EXTENSION": 13,
     "CA_WITHOUT_KEYCERTSIGN": 14,
     "MALFORMED": 15,
+    # set by validator nodes (ledger facts, not the certificate alone) and by the contract
+    "SUBMISSION_MISMATCH": 16,
+    "SUBMITTER_NOT_ACTIVE": 17,
+    "WITHDRAWN": 18,
+    "KEY_COMPROMISED": 19,
+    "ISSUER_NOT_AUTHORIZED": 20,
+    "NOT_ENTITLED": 21,
 }
 _CODE_NAMES: Final = {number: name for name, number in REASON_CODES.items()}
 
@@ -204,6 +211,9 @@ class IssuerCandidate:
 
     certificate: x509.Certificate
     active: bool | None = None
+    #: ledger id and owning member (submitter) of a candidate from the ledger
+    cert_id: bytes | None = None
+    owner: str | None = None
 
 
 #: given the certificate being checked, return the candidate issuers (maybe none)

@@ -38,6 +38,7 @@ from dpki.errors import (
 
 __all__ = [
     "ARTIFACT_PATH",
+    "PROPOSAL_LIFETIME",
     "ROLE_SUBMITTER",
     "ROLE_VALIDATOR",
     "CertificateStatus",
@@ -80,6 +81,10 @@ class Status(enum.IntEnum):
         return "unknown" if self is Status.NONE else self.name.lower()
 
 
+#: seconds a proposal stays open (the contract's PROPOSAL_LIFETIME)
+PROPOSAL_LIFETIME = 7 * 24 * 3600
+
+
 class ProposalKind(enum.IntEnum):
     """What a governance proposal does."""
 
@@ -90,6 +95,8 @@ class ProposalKind(enum.IntEnum):
     REVOKE = 4
     SUSPEND = 5
     RESUME = 6
+    AUTHORIZE_ISSUER = 7
+    DEAUTHORIZE_ISSUER = 8
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ class Proposal:
     cert_id: bytes
     reason: int
     organization: str
+    deadline: int = 0
 
 
 @dataclass(frozen=True)
@@ -886,6 +894,24 @@ class Registry:
         value = bytes(self.call("latestForKey", key_hash))
         return None if value == b"\x00" * 32 else value
 
+    def compromised_key(self, key_hash: bytes) -> bytes | None:
+        """Return the certificate that put ``key_hash`` on the compromised list, or None."""
+        value = bytes(self.call("compromisedKey", key_hash))
+        return None if value == bytes(32) else value
+
+    def compromised_keys(self, key_hashes: Sequence[bytes]) -> list[bool]:
+        """Return, per key hash, whether it is on the compromised list (one batch)."""
+        found = self.call_many("compromisedKey", [(k,) for k in key_hashes])
+        return [bytes(v) != bytes(32) for v in found]
+
+    def is_issuer_authorized(self, ca_cert_id: str | bytes, org_hash: bytes) -> bool:
+        """Return whether ``ca_cert_id`` may vouch for the organization ``org_hash``."""
+        return bool(self.call("isIssuerAuthorized", as_cert_id(ca_cert_id), org_hash))
+
+    def held_by_quorum(self, cert_id: str | bytes) -> bool:
+        """Return whether a quorum holds the certificate suspended."""
+        return bool(self.call("heldByQuorum", as_cert_id(cert_id)))
+
     def replaced_by(self, cert_id: str | bytes) -> bytes | None:
         """Return the certificate that renewed ``cert_id``, or None."""
         value = bytes(self.call("replacedBy", as_cert_id(cert_id)))
@@ -933,6 +959,7 @@ class Registry:
             cert_id=bytes(p[8]),
             reason=p[9],
             organization=p[10],
+            deadline=p[11],
         )
 
     def has_approved(self, proposal_id: int, validator: str) -> bool:
@@ -989,6 +1016,30 @@ class Registry:
         """Resume a suspended certificate the account's organization submitted."""
         return self.send(account, "resume", as_cert_id(cert_id))
 
+    def withdraw(self, account: LocalAccount, cert_id: str | bytes) -> Receipt:
+        """Withdraw one's own pending certificate (its id can be registered again)."""
+        return self.send(account, "withdraw", as_cert_id(cert_id))
+
+    def settle(self, account: LocalAccount, cert_id: str | bytes) -> Receipt:
+        """Decide a pending certificate from the current validators' votes."""
+        return self.send(account, "settle", as_cert_id(cert_id))
+
+    def report_key_compromise(self, account: LocalAccount, der: bytes) -> Receipt:
+        """List the key of a certificate revoked for keyCompromise as compromised."""
+        return self.send(account, "reportKeyCompromise", der)
+
+    def authorize_issuer(self, account: LocalAccount, ca_cert_id: str | bytes) -> Receipt:
+        """Let another member's CA vouch for certificates naming the account's organization."""
+        return self.send(account, "authorizeIssuer", as_cert_id(ca_cert_id))
+
+    def deauthorize_issuer(self, account: LocalAccount, ca_cert_id: str | bytes) -> Receipt:
+        """Withdraw the account's authorisation of a CA."""
+        return self.send(account, "deauthorizeIssuer", as_cert_id(ca_cert_id))
+
+    def rotate_key(self, account: LocalAccount, new_address: str) -> Receipt:
+        """Move the account's membership to a new key."""
+        return self.send(account, "rotateKey", to_checksum_address(new_address))
+
     def propose(self, account: LocalAccount, kind: ProposalKind, *args: Any) -> int:
         """Open a governance proposal; return its id."""
         names = {
@@ -999,6 +1050,8 @@ class Registry:
             ProposalKind.REVOKE: "proposeRevoke",
             ProposalKind.SUSPEND: "proposeSuspend",
             ProposalKind.RESUME: "proposeResume",
+            ProposalKind.AUTHORIZE_ISSUER: "proposeAuthorizeIssuer",
+            ProposalKind.DEAUTHORIZE_ISSUER: "proposeDeauthorizeIssuer",
         }
         receipt = self.send(account, names[kind], *args)
         return int(receipt.event("ProposalCreated").args["proposalId"])

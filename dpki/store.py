@@ -164,6 +164,15 @@ _CERT_EVENTS = frozenset(
 _MEMBER_EVENTS = frozenset({"MemberAdded", "MemberRemoved", "RolesChanged", "ThresholdChanged"})
 #: the columns a status change rewrites
 _MUTABLE = (
+    # a Rejected id registered again (contract 2.0) changes its submission fields too
+    "submitter",
+    "key_hash",
+    "org_hash",
+    "not_before",
+    "not_after",
+    "replaces",
+    "submitted_block",
+    "submitted_at",
     "status",
     "reason",
     "endorsements",
@@ -526,8 +535,10 @@ class Store:
             row.dirty = True
         times = dict(db.execute(sa.select(blocks_table.c.number, blocks_table.c.timestamp)).all())
         scratch = _Batch()
+        first_submission: set[str] = set()
         for r in survivors:
-            if r.name == "CertificateSubmitted":
+            if r.name == "CertificateSubmitted" and r.cert_id not in first_submission:
+                first_submission.add(r.cert_id)  # the loaded row already holds it
                 continue
             event = Event(
                 name=r.name,
@@ -545,13 +556,7 @@ class Store:
     def _load_rows(self, db: sa.Connection, cert_ids: Iterable[str]) -> dict[str, CertRow]:
         ids = list(cert_ids)
         out: dict[str, CertRow] = {}
-        cols = [
-            certificates_table.c.id,
-            certificates_table.c.submitted_block,
-            certificates_table.c.submitted_at,
-            certificates_table.c.replaces,
-            *(certificates_table.c[k] for k in _MUTABLE),
-        ]
+        cols = [certificates_table.c.id, *(certificates_table.c[k] for k in _MUTABLE)]
         for start in range(0, len(ids), 500):
             for r in db.execute(
                 sa.select(*cols).where(certificates_table.c.id.in_(ids[start : start + 500]))
@@ -917,7 +922,10 @@ def _apply_cert_event(
             "revision": revision,
             **cert_fields(der),
         }
-        rows[cid] = CertRow(values, new=True, dirty=True)
+        earlier = rows.get(cid)
+        if earlier is not None:  # registered again after a rejection or withdrawal
+            values = {**earlier.values, **{k: values[k] for k in _MUTABLE if k in values}}
+        rows[cid] = CertRow(values, new=earlier is None or earlier.new, dirty=True)
         batch.history.append(
             dict(
                 common,

@@ -23,15 +23,23 @@ from eth_account.signers.local import LocalAccount
 
 from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
 from dpki.ledger import LedgerIssuers
-from dpki.policy import DEFAULT, REASON_CODES, Policy, evaluate
-from dpki.registry import Event, Registry, Status
-from dpki.x509 import facts, load_certificate, organization_hash, validity_seconds
+from dpki.policy import DEFAULT, REASON_CODES, IssuerCandidate, Policy, evaluate
+from dpki.registry import Event, Member, Registry, Status
+from dpki.x509 import (
+    CertificateFacts,
+    facts,
+    load_certificate,
+    normalize_organization,
+    organization_hash,
+    validity_seconds,
+    verifies_under,
+)
 
 __all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
 
 #: reason code for a submission whose declared fields disagree with its DER
-SUBMISSION_MISMATCH = 16
-_MALFORMED = REASON_CODES.get("MALFORMED", 15)
+SUBMISSION_MISMATCH = REASON_CODES["SUBMISSION_MISMATCH"]
+_MALFORMED = REASON_CODES["MALFORMED"]
 
 log = logging.getLogger("dpki.validator")
 
@@ -87,7 +95,10 @@ class Validator:
         self.clock = clock
         self.issuers = LedgerIssuers(registry, deploy_block)
         self.state = self._load_state()
-        self._orgs: dict[str, str | None] = {}
+        # ledger facts cached for one step only: membership changes between steps
+        self._members: dict[str, Member | None] = {}
+        self._by_org: dict[str, str | None] = {}
+        self._compromised: dict[bytes, bool] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -108,11 +119,57 @@ class Validator:
 
     # ------------------------------------------------------------------ decisions
 
-    def _organization(self, submitter: str) -> str | None:
-        if submitter not in self._orgs:
-            member = self.registry.member_of(submitter)
-            self._orgs[submitter] = member.organization if member else None
-        return self._orgs[submitter]
+    def _member(self, account: str) -> Member | None:
+        if account not in self._members:
+            self._members[account] = self.registry.member_of(account)
+        return self._members[account]
+
+    def _member_named(self, organization: str) -> str | None:
+        if organization not in self._by_org:
+            self._by_org[organization] = self.registry.member_by_organization(organization)
+        return self._by_org[organization]
+
+    def _key_compromised(self, key_hash: bytes) -> bool:
+        if key_hash not in self._compromised:
+            self._compromised[key_hash] = self.registry.compromised_key(key_hash) is not None
+        return self._compromised[key_hash]
+
+    def _forget_ledger_facts(self) -> None:
+        self._members.clear()
+        self._by_org.clear()
+        self._compromised.clear()
+
+    def _reject(self, cert_id: bytes, code: str) -> Decision:
+        return Decision(cert_id, False, (code,), REASON_CODES[code])
+
+    def _vouching(self, f: CertificateFacts, submitter: str) -> str | None:
+        """Return a rejection code when the active ledger CA that issued ``f`` may not vouch
+        for it or the submitter is not entitled to it; None when it may.
+
+        By default a CA vouches only for its owner's organization: a certificate naming
+        another member's organization needs that member's (or a quorum's) authorisation of
+        the CA on the ledger. It is registered by the CA's owner or by the member it names.
+        """
+        if f.self_issued:
+            return None
+        issuer = self._signing_issuer(f)
+        if issuer is None or issuer.owner is None or issuer.cert_id is None:
+            return None  # the policy already judged an issuer that is not on the ledger
+        named = normalize_organization(f.subject_organization)
+        member = self._member_named(named) if named else None
+        if member is not None and member != issuer.owner:
+            if not self.registry.is_issuer_authorized(issuer.cert_id, organization_hash(named)):
+                return "ISSUER_NOT_AUTHORIZED"
+            if submitter in (member, issuer.owner):
+                return None
+            return "NOT_ENTITLED"
+        return None if submitter == issuer.owner else "NOT_ENTITLED"
+
+    def _signing_issuer(self, f: CertificateFacts) -> IssuerCandidate | None:
+        for candidate in self.issuers(f.certificate):
+            if candidate.active and verifies_under(f.certificate, candidate.certificate):
+                return candidate
+        return None
 
     def _now(self, block: int) -> datetime:
         if self.clock is not None:
@@ -140,13 +197,26 @@ class Validator:
         if mismatches:
             log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
             return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
-        organization = self._organization(str(args["submitter"]))
+        submitter = str(args["submitter"])
+        member = self._member(submitter)
+        if member is None or not member.is_submitter:
+            # its submission can never activate (the contract refuses): say so on the ledger
+            return self._reject(cert_id, "SUBMITTER_NOT_ACTIVE")
+        if self._key_compromised(f.spki_sha256):
+            return self._reject(cert_id, "KEY_COMPROMISED")
         try:
             verdict = evaluate(
-                f, organization=organization, at=at, issuers=self.issuers, policy=self.policy
+                f,
+                organization=member.organization,
+                at=at,
+                issuers=self.issuers,
+                policy=self.policy,
             )
+            vouching = self._vouching(f, member.address) if verdict.ok else None
         except ParseError:
             return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+        if vouching is not None:
+            return self._reject(cert_id, vouching)
         if verdict.ok:
             return Decision(cert_id, True)
         codes = verdict.codes
@@ -162,12 +232,15 @@ class Validator:
             return 0
         end = min(safe, self.state.checkpoint + self.log_range)
         start = self.state.checkpoint + 1
+        self._forget_ledger_facts()
         self.issuers.refresh(end)
         events = self.registry.events(start, end, ["CertificateSubmitted"])
         at = self._now(end)
         ids = [bytes(e.args["certId"]) for e in events]
         statuses = self.registry.statuses(ids)
         voted = self.registry.have_voted(ids, self.account.address)
+        keys = [bytes(e.args["keyHash"]) for e in events]
+        self._compromised.update(zip(keys, self.registry.compromised_keys(keys), strict=True))
         decisions = [
             self.decide(event, at)
             for event, record, done in zip(events, statuses, voted, strict=True)

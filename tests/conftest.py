@@ -79,9 +79,13 @@ def deploy_block(_deployed: tuple[str, int]) -> int:
 
 
 def fake_submission(
-    seed: int | bytes, size: int = 600, window: tuple[int, int] = (0, 2**39)
+    seed: int | bytes,
+    size: int = 600,
+    window: tuple[int, int] = (0, 2**39),
+    organization: str | None = None,
 ) -> Submission:
-    """Return a submission whose DER is deterministic filler (the contract never parses DER)."""
+    """Return a submission whose DER is deterministic filler (the contract parses DER only
+    to list a compromised key); ``organization`` gives its declared orgHash (default none)."""
     material = seed if isinstance(seed, bytes) else seed.to_bytes(8, "big")
     der = (hashlib.sha256(material).digest() * (size // 32 + 1))[:size]
     return Submission(
@@ -89,7 +93,7 @@ def fake_submission(
         not_before=window[0],
         not_after=window[1],
         key_hash=hashlib.sha256(b"key" + material).digest(),
-        org_hash=hashlib.sha256(b"Vendor A").digest(),
+        org_hash=hashlib.sha256(organization.encode()).digest() if organization else bytes(32),
     )
 
 

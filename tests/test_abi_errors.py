@@ -33,6 +33,7 @@ def encode(item: dict[str, Any], values: list[Any]) -> bytes:
 
 SAMPLES: dict[str, Any] = {
     "address": ADDRESS.lower(),
+    "bool": True,
     "bytes32": bytes(range(32)),
     "string": "Ünïcode Org",
     "uint8": 5,

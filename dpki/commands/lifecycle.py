@@ -105,7 +105,7 @@ def _reason_label(record: CertificateStatus) -> str:
         try:
             return code_name(record.reason)
         except DpkiError:
-            return {16: "SUBMISSION_MISMATCH"}.get(record.reason, str(record.reason))
+            return str(record.reason)
     return _REASON_NAMES.get(record.reason, str(record.reason))
 
 
@@ -200,11 +200,14 @@ def submit(
     for (row, _), outcome in zip(to_send, outcomes, strict=True):
         row["submitted"] = outcome.submitted
         row["status"] = outcome.status.label
+        row["submitter"] = outcome.submitter
+        if outcome.taken_by_other(account.address):
+            row["taken_by"] = outcome.submitter
         if outcome.tx_hash:
             row["tx"] = "0x" + outcome.tx_hash.hex()
     if wait and submissions:
         _wait_decided(registry, [r for r, _ in to_send], timeout)
-    failed = any(r["status"] in ("refused", "rejected") for r in report) or (
+    failed = any(r["status"] in ("refused", "rejected") or r.get("taken_by") for r in report) or (
         wait and any(r["status"] != "active" for r in report)
     )
     if as_json:
@@ -212,6 +215,8 @@ def submit(
     else:
         for r in report:
             note = "submitted" if r.get("submitted") else "already on the ledger"
+            if r.get("taken_by"):
+                note = f"registered by another member {r['taken_by']} (not yours to control)"
             if r["status"] == "refused":
                 note = "refused: " + ", ".join(v["code"] for v in r["violations"])
             click.echo(f"{r['id']}  {r['status']:<10} {note}  ({r['file']})")
