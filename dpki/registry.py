@@ -782,9 +782,14 @@ class Registry:
     # ------------------------------------------------------------------ events
 
     def events(
-        self, from_block: int, to_block: int | str = "latest", names: Iterable[str] | None = None
+        self,
+        from_block: int,
+        to_block: int | str = "latest",
+        names: Iterable[str] | None = None,
+        cert_id: bytes | None = None,
     ) -> list[Event]:
-        """Return decoded registry events in ``[from_block, to_block]`` (one eth_getLogs)."""
+        """Return decoded registry events in ``[from_block, to_block]`` (one eth_getLogs);
+        ``cert_id`` keeps those whose first indexed argument is that certificate."""
         topics: list[Any] = []
         if names is not None:
             wanted = [
@@ -793,6 +798,8 @@ class Registry:
                 if item["name"] in set(names)
             ]
             topics = [wanted]
+        if cert_id is not None:
+            topics = [topics[0] if topics else None, "0x" + cert_id.hex()]
         params: dict[str, Any] = {
             "address": self.address,
             "fromBlock": _block_param(from_block),
@@ -893,6 +900,11 @@ class Registry:
         """Return the latest certificate submitted for an SPKI hash, or None."""
         value = bytes(self.call("latestForKey", key_hash))
         return None if value == b"\x00" * 32 else value
+
+    def submitted_der(self, cert_id: bytes, from_block: int) -> bytes | None:
+        """Return the DER of a certificate from its latest submission event, or None."""
+        found = self.events(from_block, "latest", ["CertificateSubmitted"], cert_id=cert_id)
+        return bytes(found[-1].args["der"]) if found else None
 
     def compromised_key(self, key_hash: bytes) -> bytes | None:
         """Return the certificate that put ``key_hash`` on the compromised list, or None."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
+from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
 from dpki.ledger import LedgerIssuers
 from dpki.policy import DEFAULT, REASON_CODES, IssuerCandidate, Policy, evaluate
 from dpki.registry import Event, Member, Registry, Status
@@ -40,6 +40,7 @@ __all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
 #: reason code for a submission whose declared fields disagree with its DER
 SUBMISSION_MISMATCH = REASON_CODES["SUBMISSION_MISMATCH"]
 _MALFORMED = REASON_CODES["MALFORMED"]
+_KEY_COMPROMISE = 1  # RFC 5280 CRLReason keyCompromise
 
 log = logging.getLogger("dpki.validator")
 
@@ -233,8 +234,15 @@ class Validator:
         end = min(safe, self.state.checkpoint + self.log_range)
         start = self.state.checkpoint + 1
         self._forget_ledger_facts()
+        self._report_compromised_keys(start, end)
         self.issuers.refresh(end)
-        events = self.registry.events(start, end, ["CertificateSubmitted"])
+        # an id registered again (after a rejection) in the same range: its last submission
+        events = list(
+            {
+                bytes(e.args["certId"]): e
+                for e in self.registry.events(start, end, ["CertificateSubmitted"])
+            }.values()
+        )
         at = self._now(end)
         ids = [bytes(e.args["certId"]) for e in events]
         statuses = self.registry.statuses(ids)
@@ -250,6 +258,23 @@ class Validator:
         self.state.checkpoint = end
         self._save_state()
         return len(decisions)
+
+    def _report_compromised_keys(self, start: int, end: int) -> None:
+        """List on the ledger the keys of certificates revoked for keyCompromise in the range
+        (anyone may; every validator does, so that the list never depends on one member)."""
+        for event in self.registry.events(start, end, ["CertificateStatusChanged"]):
+            args = event.args
+            if args["status"] != Status.REVOKED or args["reason"] != _KEY_COMPROMISE:
+                continue
+            cert_id = bytes(args["certId"])
+            der = self.registry.submitted_der(cert_id, self.deploy_block)
+            if der is None:
+                continue
+            try:
+                self.registry.report_key_compromise(self.account, der)
+                log.info("listed the key of 0x%s as compromised", cert_id.hex())
+            except ContractError as exc:  # e.g. bytes that do not parse that far
+                log.warning("could not list the key of 0x%s: %s", cert_id.hex(), exc)
 
     def _vote(self, decisions: list[Decision]) -> None:
         pending = []

@@ -59,6 +59,24 @@ def _deployed(anvil: Devnet, accounts: list[LocalAccount]) -> tuple[str, int]:
 
 
 @pytest.fixture
+def a(accounts: list[LocalAccount]) -> LocalAccount:
+    """Vendor A of the session registry."""
+    return accounts[0]
+
+
+@pytest.fixture
+def b(accounts: list[LocalAccount]) -> LocalAccount:
+    """Operator B of the session registry."""
+    return accounts[1]
+
+
+@pytest.fixture
+def c(accounts: list[LocalAccount]) -> LocalAccount:
+    """CA C of the session registry."""
+    return accounts[2]
+
+
+@pytest.fixture
 def chain(anvil: Devnet) -> Iterator[str]:
     """Snapshot the chain before a test and revert it after; yield the RPC URL."""
     snapshot = rpc(anvil.rpc_url, "evm_snapshot")

@@ -38,6 +38,8 @@ PROPOSE_FUNCTIONS = {
     ProposalKind.REVOKE: "proposeRevoke",
     ProposalKind.SUSPEND: "proposeSuspend",
     ProposalKind.RESUME: "proposeResume",
+    ProposalKind.AUTHORIZE_ISSUER: "proposeAuthorizeIssuer",
+    ProposalKind.DEAUTHORIZE_ISSUER: "proposeDeauthorizeIssuer",
 }
 
 

@@ -127,7 +127,7 @@ def test_revert_without_usable_data_is_a_plain_chain_error(data: Any) -> None:
 
 
 def on_chain_test_sources() -> str:
-    files = ("test_registry.py", "test_governance.py", "registry_helpers.py")
+    files = ("test_registry.py", "test_governance.py", "registry_helpers.py", "test_attacks.py")
     return "".join((TESTS / f).read_text() for f in files)
 
 

@@ -29,9 +29,9 @@ from registry_helpers import (
 )
 
 from dpki import errors
-from dpki.registry import PROPOSAL_LIFETIME
 from dpki.registry import (
     ARTIFACT_PATH,
+    PROPOSAL_LIFETIME,
     Member,
     MemberSpec,
     ProposalKind,
@@ -42,21 +42,6 @@ from dpki.registry import (
 )
 
 MAX_MEMBERS = 48
-
-
-@pytest.fixture
-def a(accounts: list[LocalAccount]) -> LocalAccount:
-    return accounts[0]
-
-
-@pytest.fixture
-def b(accounts: list[LocalAccount]) -> LocalAccount:
-    return accounts[1]
-
-
-@pytest.fixture
-def c(accounts: list[LocalAccount]) -> LocalAccount:
-    return accounts[2]
 
 
 @pytest.fixture
