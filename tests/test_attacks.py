@@ -9,11 +9,13 @@ happened. SECURITY.md points at these tests.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from conftest import ORGS, fake_submission, rpc
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -30,6 +32,7 @@ from registry_helpers import (
 )
 
 from dpki import errors
+from dpki.commands import check as check_module
 from dpki.devices import Device, make_ca, make_device
 from dpki.policy import REASON_CODES
 from dpki.provision import submission_for, submit_all
@@ -598,6 +601,30 @@ def test_7_a_key_revoked_for_key_compromise_is_refused_in_later_certificates(
     assert registry.compromised_key(d2.key_hash) == d1_id
     record = registry.status_of(d2.cert_id)
     assert (record.status, record.reason) == (Status.REJECTED, REASON_CODES["KEY_COMPROMISED"])
+
+
+def test_7_dpki_check_refuses_a_compromised_key(
+    registry: Registry,
+    nodes: Nodes,
+    a: LocalAccount,
+    b: LocalAccount,
+    c: LocalAccount,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d1 = make_device(VENDOR, "D1-CHECK")
+    d1_id = activate(registry, nodes, a, d1)
+    d2 = tmp_path / "d2.pem"
+    d2.write_bytes(make_device(VENDOR, "D2-CHECK", key=d1.key).pem)
+    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (None, registry))
+    before = CliRunner().invoke(check_module.check, [str(d2), "--org", VENDOR, "--json"])
+    assert before.exit_code == 0, before.output
+    registry.revoke(a, d1_id, KEY_COMPROMISE)
+    registry.report_key_compromise(c, d1.der)
+    after = CliRunner().invoke(check_module.check, [str(d2), "--org", VENDOR, "--json"])
+    assert after.exit_code == 1
+    (entry,) = json.loads(after.output)["certificates"]
+    assert [v["code"] for v in entry["violations"]] == ["KEY_COMPROMISED"]
 
 
 def test_7_only_a_certificate_revoked_for_key_compromise_lists_its_key(

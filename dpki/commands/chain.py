@@ -13,6 +13,7 @@ from dpki.devnet import Devnet
 from dpki.errors import ConfigError
 from dpki.keys import dev_account, load_keystore
 from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
+from dpki.x509 import normalize_organization
 
 __all__ = ["COMMANDS", "DEFAULT_ORGS", "deploy_devnet"]
 
@@ -47,6 +48,7 @@ def deploy_devnet(
     """Start anvil, deploy a registry with one member per organization and save the file."""
     if not orgs:
         raise ConfigError("a devnet needs at least one --org")
+    orgs = [normalize_organization(o) or "" for o in orgs]  # canonical names, as the ledger wants
     if len(set(orgs)) != len(orgs):
         raise ConfigError(f"organizations must be distinct, got {list(orgs)}")
     if not 1 <= threshold <= len(orgs):
@@ -212,7 +214,8 @@ def deploy(
             address = account.address
         elif not sep:
             raise ConfigError(f"--org {item!r}: other members are NAME=ADDRESS")
-        specs.append(MemberSpec(address.strip(), name.strip(), BOTH))
+        # the ledger accepts only canonical names: send the NFC, trimmed form
+        specs.append(MemberSpec(address.strip(), normalize_organization(name) or "", BOTH))
     threshold = threshold or len(specs) // 2 + 1
     w3 = connect(rpc_url)
     registry, receipt = Registry.deploy(w3, account, specs, threshold)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.commands.check import compromised_key_violations
 from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
 from dpki.ledger import LedgerIssuers, chain_lookups
@@ -176,10 +177,10 @@ def submit(
         report.append(row)
         if not skip_check:
             verdict = evaluate(f, organization=member.organization, at=now, issuers=lookup)
-            if not verdict.ok:
-                row["violations"] = [
-                    {"code": v.code, "message": v.message} for v in verdict.violations
-                ]
+            violations = [{"code": v.code, "message": v.message} for v in verdict.violations]
+            violations.extend(compromised_key_violations(f, registry))
+            if violations:
+                row["violations"] = violations
                 row["status"] = "refused"
                 row["submitted"] = False
                 continue
@@ -323,11 +324,16 @@ def revoke(
     registry, cid = _act(
         deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason]
     )
+    if reason == "keyCompromise":  # list the key on the ledger: no later certificate may use it
+        der = registry.submitted_der(cid, deployment.deploy_block)
+        if der is not None:
+            registry.report_key_compromise(deployment.signer(org, keystore), der)
     _after(registry, cid, as_json)
 
 
-def _status_change(name: str, doc: str) -> click.Command:
-    """Build ``dpki suspend`` / ``dpki resume``: one transaction by the submitting member."""
+def _status_change(name: str, doc: str, fn: str | None = None) -> click.Command:
+    """Build a one-certificate command (``dpki suspend``, ``resume``, ``withdraw``, ...): one
+    transaction ``fn`` (default: ``name``) by the member."""
 
     @click.command(name=name, help=doc)
     @click.argument("certificate")
@@ -343,7 +349,7 @@ def _status_change(name: str, doc: str) -> click.Command:
         as_json: bool,
     ) -> None:
         deployment = load_deployment(deployment_path)
-        registry, cid = _act(deployment, org, keystore, name, certificate)
+        registry, cid = _act(deployment, org, keystore, fn or name, certificate)
         _after(registry, cid, as_json)
 
     return command
@@ -353,6 +359,53 @@ suspend = _status_change(
     "suspend", "Suspend an active certificate your organization submitted (X.1409 A.1)."
 )
 resume = _status_change("resume", "Resume a suspended certificate your organization submitted.")
+withdraw = _status_change(
+    "withdraw",
+    "Withdraw a pending certificate your organization submitted (its id may be sent again).",
+)
+settle = _status_change(
+    "settle",
+    "Decide a pending certificate from the current validators' votes (validators only).",
+)
+authorize_issuer = _status_change(
+    "authorize-issuer",
+    "Let another member's active CA (FILE or ID) vouch for certificates naming your organization.",
+    fn="authorizeIssuer",
+)
+deauthorize_issuer = _status_change(
+    "deauthorize-issuer",
+    "Withdraw your organization's authorisation of a CA (FILE or ID).",
+    fn="deauthorizeIssuer",
+)
+
+
+@click.command()
+@deployment_option
+@json_option
+def authorizations(deployment_path: Path | None, as_json: bool) -> None:
+    """List the issuer authorisations on the ledger: which CA vouches for which organization."""
+    deployment = load_deployment(deployment_path)
+    registry = deployment.registry_client()
+    current: dict[tuple[bytes, bytes], dict[str, Any]] = {}
+    for e in registry.events(deployment.deploy_block, "latest", ["IssuerAuthorizationChanged"]):
+        key = (bytes(e.args["caCertId"]), bytes(e.args["orgHash"]))
+        if e.args["authorized"]:
+            current[key] = {
+                "issuer": key[0].hex(),
+                "org_hash": key[1].hex(),
+                "member": e.args["member"],
+                "granted_by": e.args["actor"],
+                "block": e.block_number,
+            }
+        else:
+            current.pop(key, None)
+    names = _member_names(registry)
+    rows = [dict(r, organization=names.get(r["member"])) for r in current.values()]
+    if as_json:
+        echo_json({"authorizations": rows})
+        return
+    for r in rows:
+        click.echo(f"{r['issuer']}  vouches for {r['organization'] or r['member']}")
 
 
 @click.command()
@@ -397,4 +450,16 @@ def renew(
     _after(registry, bytes.fromhex(f.id), as_json)
 
 
-COMMANDS: list[click.Command] = [submit, status, revoke, suspend, resume, renew]
+COMMANDS: list[click.Command] = [
+    submit,
+    status,
+    revoke,
+    suspend,
+    resume,
+    renew,
+    withdraw,
+    settle,
+    authorize_issuer,
+    deauthorize_issuer,
+    authorizations,
+]
