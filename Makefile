@@ -50,6 +50,7 @@ lint: bootstrap
 	$(BIN)/ruff check dpki tests bench
 	$(BIN)/ruff format --check dpki tests bench
 	$(BIN)/mypy dpki
+	node_modules/.bin/solhint --disc --noPoster --max-warnings 0 'contracts/*.sol'
 
 build: bootstrap
 	$(BIN)/dpki build

@@ -44,7 +44,10 @@ contract CertificateRegistry is Governance {
     }
 
     /// @inheritdoc ICertificateRegistry
-    function submitBatch(Submission[] calldata submissions) external returns (bytes32[] memory ids) {
+    function submitBatch(Submission[] calldata submissions)
+        external
+        returns (bytes32[] memory ids)
+    {
         if (submissions.length == 0) revert EmptyBatch();
         uint8 index = _requireRole(msg.sender, ROLE_SUBMITTER);
         ids = new bytes32[](submissions.length);
@@ -223,7 +226,9 @@ contract CertificateRegistry is Governance {
         for (uint256 i = 0; i < _accounts.length; ++i) {
             address account = _accounts[i];
             Member memory m = _members[account];
-            if (m.active) list[n++] = MemberInfo(account, _organizations[account], m.roles, m.index);
+            if (m.active) {
+                list[n++] = MemberInfo(account, _organizations[account], m.roles, m.index);
+            }
         }
         assembly ("memory-safe") {
             mstore(list, n)
