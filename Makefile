@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser postgres demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,11 +25,16 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser
+test: bootstrap browser postgres
 	$(BIN)/pytest
 
-test-fast: bootstrap browser
+test-fast: bootstrap browser postgres
 	$(BIN)/pytest -m "not slow"
+
+# The indexer tests use a PostgreSQL on 127.0.0.1:5432: install Debian's package when missing,
+# start the cluster when it is down (tools/postgres-up).
+postgres:
+	@tools/postgres-up
 
 # The web page test drives Debian's headless Chromium (no browser download of its own).
 browser:
@@ -46,10 +51,13 @@ bench: bootstrap
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/inquiry.py
 
+# mypy is strict on dpki; tests and bench are checked relaxed (untyped test functions and
+# fixtures allowed, re-exports of third-party packages accepted).
 lint: bootstrap
 	$(BIN)/ruff check dpki tests bench
 	$(BIN)/ruff format --check dpki tests bench
 	$(BIN)/mypy dpki
+	$(BIN)/mypy --disable-error-code no-untyped-def --implicit-reexport --no-warn-unused-ignores tests bench
 	node_modules/.bin/solhint --disc --noPoster --max-warnings 0 'contracts/*.sol'
 
 build: bootstrap

@@ -19,10 +19,8 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dpki.devices import make_device
-from dpki.devnet import Devnet
-from dpki.keys import dev_account
-from dpki.registry import (
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import (
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     MemberSpec,
@@ -30,6 +28,8 @@ from dpki.registry import (
     Submission,
     connect,
 )
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 ORGS = ("Vendor A", "Operator B", "CA C")
@@ -64,23 +64,23 @@ def measure(rpc_url: str) -> dict[str, int]:
     out: dict[str, int] = {"deploy": deployed.gas_used}
 
     first = device_submission(0)
-    out["submit"] = registry.submit(vendor, first).gas_used
-    out["endorse"] = registry.endorse(v1, first.cert_id).gas_used
-    out["endorse_activating"] = registry.endorse(v2, first.cert_id).gas_used
+    out["submit"] = registry.submit(vendor, first).wait().gas_used
+    out["endorse"] = registry.endorse(v1, first.cert_id).wait().gas_used
+    out["endorse_activating"] = registry.endorse(v2, first.cert_id).wait().gas_used
     out["submit_plus_2_endorsements"] = out["submit"] + out["endorse"] + out["endorse_activating"]
 
     batch = [device_submission(i) for i in range(1, BATCH + 1)]
     ids = [s.cert_id for s in batch]
-    out["submit_per_cert_batch100"] = registry.submit_batch(vendor, batch).gas_used // BATCH
-    e1 = registry.endorse_batch(v1, ids).gas_used
-    e2 = registry.endorse_batch(v2, ids).gas_used
+    out["submit_per_cert_batch100"] = registry.submit_batch(vendor, batch).wait().gas_used // BATCH
+    e1 = registry.endorse_batch(v1, ids).wait().gas_used
+    e2 = registry.endorse_batch(v2, ids).wait().gas_used
     out["endorse_per_cert_batch100"] = max(e1, e2) // BATCH
 
     renewal = device_submission(BATCH + 1)
-    out["renew"] = registry.renew(vendor, ids[0], renewal).gas_used
-    out["revoke"] = registry.revoke(vendor, ids[1], 1).gas_used
-    out["suspend"] = registry.suspend(vendor, ids[2]).gas_used
-    out["resume"] = registry.resume(vendor, ids[2]).gas_used
+    out["renew"] = registry.renew(vendor, ids[0], renewal).wait().gas_used
+    out["revoke"] = registry.revoke(vendor, ids[1], 1).wait().gas_used
+    out["suspend"] = registry.suspend(vendor, ids[2]).wait().gas_used
+    out["resume"] = registry.resume(vendor, ids[2]).wait().gas_used
     out["der_bytes"] = len(first.der)
     return out
 

@@ -51,14 +51,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from dpki.chain.keys import dev_account
 from dpki.commands.chain import deploy_devnet
-from dpki.devices import make_ca, make_device
-from dpki.devnet import Devnet
-from dpki.indexer import Indexer
-from dpki.keys import dev_account
-from dpki.provision import submission_for, submit_all
-from dpki.store import Store
-from dpki.x509 import facts
+from dpki.dev.devices import make_ca, make_device
+from dpki.dev.devnet import Devnet
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import Store
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for, submit_all
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -211,11 +211,11 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
             ids = all_ids[1:]
             for who in (1, 2):
                 pending = [
-                    registry.transact(dev_account(who), "endorseBatch", all_ids[i : i + 100])
+                    registry.endorse_batch(dev_account(who), all_ids[i : i + 100])
                     for i in range(0, len(all_ids), 100)
                 ]
-                for p in pending:
-                    p.wait()
+                for tx in pending:
+                    tx.wait()
             (work / "ca.pem").write_bytes(ca.pem)
             # indexer catch-up: SQLite (what serve reads below), then PostgreSQL
             db_url = f"sqlite:///{work / 'index.sqlite'}"
@@ -243,7 +243,7 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
                 "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
                 "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 3),
             }
-            selector = registry._is_valid_selector.hex()
+            selector = registry.is_valid_selector.hex()
             calls = [
                 http_post(
                     "/",

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from dpki.policy import evaluate
-from dpki.x509 import facts, load_certificate
+from dpki.pki.policy import evaluate
+from dpki.pki.x509 import facts, load_certificate
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 ORGANIZATION = "Acme Devices"

@@ -4,7 +4,7 @@
 
 For each batch size (1, 10, 100) a fresh devnet with three members (threshold 2) is started,
 two validator processes (`dpki validator run`) follow it, and the vendor submits N fresh P-256
-device certificates through `dpki.provision.submit_all` (transactions pipelined). The clock
+device certificates through `dpki.submission.submit_all` (transactions pipelined). The clock
 runs from the first submission until the last certificate is active.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Status
 from dpki.commands.chain import deploy_devnet
-from dpki.devices import make_device
-from dpki.devnet import Devnet
-from dpki.keys import dev_account
-from dpki.provision import submission_for, submit_all
-from dpki.registry import Status
-from dpki.x509 import facts
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for, submit_all
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 

@@ -13,7 +13,7 @@ import {Governance} from "./Governance.sol";
 /// endorsement rewrites an existing slot instead of creating one; validator set, submitter
 /// set and threshold share one slot read once per batch.
 contract CertificateRegistry is Governance {
-    string private constant VERSION = "2.0.0";
+    string private constant VERSION = "2.0.0"; // = dpki.__version__ (tests check it)
 
     /// @param accounts Genesis members' addresses.
     /// @param organizations Their organization names (unique, canonical).

@@ -89,7 +89,7 @@ class ContractError(ChainError):
     """The registry refused a call with one of its custom errors.
 
     ``name`` is the Solidity error name and ``args`` its decoded arguments by name;
-    every custom error of the contract has a subclass in ``dpki.registry`` that
+    every custom error of the contract has a subclass in ``dpki.chain.registry`` that
     carries the same name.
     """
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import requests
 
+from dpki.chain.registry import Registry, Status, as_cert_id
 from dpki.errors import ChainError, ConfigError, RpcUnavailable
-from dpki.registry import Registry, Status, as_cert_id
 
 __all__ = [
     "Decision",

@@ -21,11 +21,12 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.registry import Event, Member, Registry, Status
 from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
-from dpki.ledger import LedgerIssuers
-from dpki.policy import DEFAULT, REASON_CODES, IssuerCandidate, Policy, evaluate
-from dpki.registry import Event, Member, Registry, Status
-from dpki.x509 import (
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.issuers import LedgerIssuers
+from dpki.pki.policy import DEFAULT, IssuerCandidate, Policy, evaluate
+from dpki.pki.x509 import (
     CertificateFacts,
     facts,
     load_certificate,
@@ -35,19 +36,19 @@ from dpki.x509 import (
     verifies_under,
 )
 
-__all__ = ["SUBMISSION_MISMATCH", "Decision", "Validator"]
+__all__ = ["SUBMISSION_MISMATCH", "Validator", "Vote"]
 
 #: reason code for a submission whose declared fields disagree with its DER
-SUBMISSION_MISMATCH = REASON_CODES["SUBMISSION_MISMATCH"]
-_MALFORMED = REASON_CODES["MALFORMED"]
+SUBMISSION_MISMATCH = REJECTION_REASONS["SUBMISSION_MISMATCH"]
+_MALFORMED = REJECTION_REASONS["MALFORMED"]
 _KEY_COMPROMISE = 1  # RFC 5280 CRLReason keyCompromise
 
 log = logging.getLogger("dpki.validator")
 
 
 @dataclass(frozen=True)
-class Decision:
-    """A validator's verdict on one submission."""
+class Vote:
+    """A validator's vote on one submission: endorse, or reject with codes."""
 
     cert_id: bytes
     endorse: bool
@@ -140,8 +141,9 @@ class Validator:
         self._by_org.clear()
         self._compromised.clear()
 
-    def _reject(self, cert_id: bytes, code: str) -> Decision:
-        return Decision(cert_id, False, (code,), REASON_CODES[code])
+    @staticmethod
+    def _reject(cert_id: bytes, code: str) -> Vote:
+        return Vote(cert_id, False, (code,), REJECTION_REASONS[code])
 
     def _vouching(self, f: CertificateFacts, submitter: str) -> str | None:
         """Return a rejection code when the active ledger CA that issued ``f`` may not vouch
@@ -177,17 +179,17 @@ class Validator:
             return self.clock()
         return datetime.fromtimestamp(self.registry.block_timestamp(block), UTC)
 
-    def decide(self, event: Event, at: datetime) -> Decision:
-        """Return the verdict on one ``CertificateSubmitted`` event."""
+    def decide(self, event: Event, at: datetime) -> Vote:
+        """Return the vote on one ``CertificateSubmitted`` event."""
         args = event.args
         cert_id = bytes(args["certId"])
         der = bytes(args["der"])
         if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
-            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         try:
             f = facts(load_certificate(der, name="0x" + cert_id.hex()), der=der)
         except ParseError:
-            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         mismatches = []
         if (args["notBefore"], args["notAfter"]) != validity_seconds(f):
             mismatches.append("window")
@@ -197,7 +199,7 @@ class Validator:
             mismatches.append("orgHash")
         if mismatches:
             log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
-            return Decision(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
+            return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         submitter = str(args["submitter"])
         member = self._member(submitter)
         if member is None or not member.is_submitter:
@@ -215,13 +217,13 @@ class Validator:
             )
             vouching = self._vouching(f, member.address) if verdict.ok else None
         except ParseError:
-            return Decision(cert_id, False, ("MALFORMED",), _MALFORMED)
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         if vouching is not None:
             return self._reject(cert_id, vouching)
         if verdict.ok:
-            return Decision(cert_id, True)
+            return Vote(cert_id, True)
         codes = verdict.codes
-        return Decision(cert_id, False, codes, REASON_CODES[codes[0]])
+        return Vote(cert_id, False, codes, REJECTION_REASONS[codes[0]])
 
     # ------------------------------------------------------------------ loop
 
@@ -271,26 +273,23 @@ class Validator:
             if der is None:
                 continue
             try:
-                self.registry.report_key_compromise(self.account, der)
+                self.registry.report_key_compromise(self.account, der).wait()
                 log.info("listed the key of 0x%s as compromised", cert_id.hex())
             except ContractError as exc:  # e.g. bytes that do not parse that far
                 log.warning("could not list the key of 0x%s: %s", cert_id.hex(), exc)
 
-    def _vote(self, decisions: list[Decision]) -> None:
+    def _vote(self, decisions: list[Vote]) -> None:
         pending = []
         endorse = [d for d in decisions if d.endorse]
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            tx = self.registry.transact(self.account, "endorseBatch", [d.cert_id for d in chunk])
+            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk])
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
-            tx = self.registry.transact(
-                self.account,
-                "rejectBatch",
-                [d.cert_id for d in chunk],
-                [d.reason_code for d in chunk],
+            tx = self.registry.reject_batch(
+                self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
             )
             pending.append((chunk, tx))
         for chunk, tx in pending:
@@ -330,7 +329,7 @@ class Validator:
             except ChainError as exc:
                 # a vote refused (e.g. a race with another validator): re-read and retry
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
-                self.registry._nonces.forget(self.account.address)
+                self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue

@@ -11,9 +11,16 @@ import pytest
 import requests
 from eth_account.signers.local import LocalAccount
 
-from dpki.devnet import Devnet
-from dpki.keys import dev_account
-from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, Submission, connect
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import (
+    ROLE_SUBMITTER,
+    ROLE_VALIDATOR,
+    MemberSpec,
+    Registry,
+    Submission,
+    connect,
+)
+from dpki.dev.devnet import Devnet
 
 ROOT = Path(__file__).resolve().parent.parent
 ORGS = ("Vendor A", "Operator B", "CA C")

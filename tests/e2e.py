@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from dpki.chain.deployment import Deployment
 from dpki.commands.chain import deploy_devnet
-from dpki.deployment import Deployment
-from dpki.devnet import Devnet
+from dpki.dev.devnet import Devnet
 
 ORGS = ("Vendor A", "Operator B", "CA C")
 

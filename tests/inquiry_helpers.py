@@ -20,15 +20,18 @@ import psycopg
 import pytest
 import requests
 from conftest import rpc
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
 from eth_account.signers.local import LocalAccount
 
-from dpki.devices import Device, make_device
-from dpki.indexer import Indexer
-from dpki.provision import submission_for
-from dpki.registry import Registry, connect
-from dpki.store import Store
-from dpki.x509 import load_facts
+from dpki.chain.registry import Registry, connect
+from dpki.dev.devices import Device, make_device
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import Store
+from dpki.pki.x509 import load_facts
+from dpki.submission import submission_for
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,11 +75,11 @@ def put_on_ledger(
 ) -> bytes:
     """Submit a device certificate and have ``endorse`` other validators endorse it."""
     facts = load_facts(device.der)[0]
-    receipt = registry.submit(accounts[submitter], submission_for(facts))
+    receipt = registry.submit(accounts[submitter], submission_for(facts)).wait()
     cert_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
     others = [i for i in range(3) if i != submitter]
     for i in others[:endorse]:
-        registry.endorse(accounts[i], cert_id)
+        registry.endorse(accounts[i], cert_id).wait()
     return cert_id
 
 
@@ -187,10 +190,10 @@ def inquiry_node(
         "rejected": put_on_ledger(registry, accounts, made["rejected"], endorse=0),
         "spare": put_on_ledger(registry, accounts, made["spare"]),
     }
-    registry.revoke(accounts[0], ids["revoked"], 1)
-    registry.suspend(accounts[0], ids["suspended"])
-    registry.reject(accounts[1], ids["rejected"], 3)
-    registry.reject(accounts[2], ids["rejected"], 3)
+    registry.revoke(accounts[0], ids["revoked"], 1).wait()
+    registry.suspend(accounts[0], ids["suspended"]).wait()
+    registry.reject(accounts[1], ids["rejected"], 3).wait()
+    registry.reject(accounts[2], ids["rejected"], 3).wait()
     for name, device in made.items():
         (tmp / f"{name}.pem").write_bytes(device.pem)
         (tmp / f"{name}.key").write_bytes(device.key_pem())
@@ -228,3 +231,29 @@ def write_key(path: Path, key: Any) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def self_signed(
+    key: Any,
+    common_name: str,
+    *,
+    days: int = 30,
+    since: datetime.timedelta = datetime.timedelta(minutes=5),
+    extensions: tuple[x509.ExtensionType, ...] = (),
+) -> x509.Certificate:
+    """Return a self-signed certificate of ``key``: valid from ``since`` ago for ``days``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - since)
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, digest)

@@ -12,8 +12,7 @@ from conftest import fake_submission, rpc
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from dpki.errors import ContractError
-from dpki.registry import (
+from dpki.chain.registry import (
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     MemberSpec,
@@ -23,7 +22,9 @@ from dpki.registry import (
     Status,
     Submission,
     connect,
+    proposal_id_of,
 )
+from dpki.errors import ContractError
 
 BOTH = ROLE_VALIDATOR | ROLE_SUBMITTER
 ZERO_ID = b"\x00" * 32
@@ -130,9 +131,9 @@ def submit_active(
 ) -> Submission:
     """Submit a certificate from ``submitter`` and have ``validators`` endorse it."""
     submission = fake_submission(seed, window=window)
-    registry.submit(submitter, submission)
+    registry.submit(submitter, submission).wait()
     for validator in validators:
-        registry.endorse(validator, submission.cert_id)
+        registry.endorse(validator, submission.cert_id).wait()
     return submission
 
 
@@ -140,8 +141,8 @@ def propose(
     registry: Registry, proposer: LocalAccount, kind: ProposalKind, *args: Any
 ) -> tuple[int, Receipt]:
     """Open a proposal; return its id and the receipt."""
-    receipt = registry.send(proposer, PROPOSE_FUNCTIONS[kind], *args)
-    return int(receipt.event("ProposalCreated").args["proposalId"]), receipt
+    receipt = registry.propose(proposer, kind, *args).wait()
+    return proposal_id_of(receipt), receipt
 
 
 def pass_proposal(
@@ -150,7 +151,7 @@ def pass_proposal(
     """Propose with ``voters[0]``, approve with the rest; return the id and last receipt."""
     proposal_id, receipt = propose(registry, voters[0], kind, *args)
     for voter in voters[1:]:
-        receipt = registry.approve(voter, proposal_id)
+        receipt = registry.approve(voter, proposal_id).wait()
     return proposal_id, receipt
 
 

@@ -11,8 +11,8 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 
 from dpki import errors
+from dpki.chain.registry import ARTIFACT_PATH, Status, decode_revert, load_artifact
 from dpki.errors import CONTRACT_ERRORS, ChainError, ContractError
-from dpki.registry import ARTIFACT_PATH, Status, decode_revert, load_artifact
 
 TESTS = Path(__file__).resolve().parent
 ABI = load_artifact(ARTIFACT_PATH)["abi"]

@@ -32,22 +32,15 @@ from registry_helpers import (
 )
 
 from dpki import errors
+from dpki.chain.abi import decode_revert, revert_data
+from dpki.chain.registry import PendingTx, ProposalKind, Registry, Status, Submission
+from dpki.chain.rpc import RpcFailure
 from dpki.commands import check as check_module
-from dpki.devices import Device, make_ca, make_device
-from dpki.policy import REASON_CODES
-from dpki.provision import submission_for, submit_all
-from dpki.registry import (
-    PendingTx,
-    ProposalKind,
-    Registry,
-    Status,
-    Submission,
-    _revert_data,
-    _RpcFailure,
-    decode_revert,
-)
+from dpki.dev.devices import Device, make_ca, make_device
+from dpki.pki.codes import REJECTION_REASONS as REASON_CODES
+from dpki.pki.x509 import facts, load_certificate, organization_hash
+from dpki.submission import submission_for, submit_all
 from dpki.validator import Validator
-from dpki.x509 import facts, load_certificate, organization_hash
 
 VENDOR, OPERATOR, CA = ORGS
 KEY_COMPROMISE = 1
@@ -138,19 +131,19 @@ def front_run(
             "chainId": registry.chain_id,
             "type": 2,
         }
-        probe = registry._request(
+        probe = registry.rpc.request(
             "eth_call",
             [{"from": attacker.address, "to": copy["to"], "data": seen["input"]}, "latest"],
         )
         copy_error = (
-            decode_revert(_revert_data(_RpcFailure(probe["error"]))) if "error" in probe else None
+            decode_revert(revert_data(RpcFailure(probe["error"]))) if "error" in probe else None
         )
         raw = attacker.sign_transaction(copy).raw_transaction
         copy_hash = str(rpc(url, "eth_sendRawTransaction", "0x" + raw.hex()))
         rpc(url, "evm_mine")
     finally:
         rpc(url, "evm_setAutomine", True)
-    registry._nonces.forget(attacker.address)  # the copy was signed outside the client
+    registry.resync_nonce(attacker.address)  # the copy was signed outside the client
     mined: Any = rpc(url, "eth_getTransactionReceipt", copy_hash)
     victim_receipt: Any = rpc(url, "eth_getTransactionReceipt", "0x" + victim_tx.tx_hash.hex())
     assert mined["blockNumber"] == victim_receipt["blockNumber"]
@@ -161,10 +154,10 @@ def front_run(
             return mined
         return copy_error or errors.ChainError("the copy reverted")
 
-    return (lambda: _outcome(victim_tx)), copied
+    return (lambda: _outcome(registry, victim_tx)), copied
 
 
-def _outcome(tx: PendingTx) -> Any:
+def _outcome(registry: Registry, tx: PendingTx) -> Any:
     """Return the receipt, or the error: replayed on the latest state when it reverted (anvil
     runs with --prune-history and keeps no state of earlier blocks to replay in)."""
     try:
@@ -172,14 +165,12 @@ def _outcome(tx: PendingTx) -> Any:
     except errors.ContractError as exc:
         return exc
     except errors.ChainError:
-        call = {
-            "from": tx._call["from"],
-            "to": tx.registry.address,
-            "data": "0x" + tx._call["data"].hex(),
-        }
-        probe = tx.registry._request("eth_call", [call, "latest"])
+        call = {"from": tx.call["from"], "to": registry.address, "data": tx.call["data"]}
+        if isinstance(call["data"], bytes):
+            call["data"] = "0x" + call["data"].hex()
+        probe = registry.rpc.request("eth_call", [call, "latest"])
         assert "error" in probe, "reverted in its block but not on the latest state"
-        return decode_revert(_revert_data(_RpcFailure(probe["error"])))
+        return decode_revert(revert_data(RpcFailure(probe["error"])))
 
 
 # ------------------------------------------------------------------ 2. take or burn
@@ -260,7 +251,7 @@ def test_2_a_copier_cannot_burn_the_id_it_took(
     assert isinstance(victim(), errors.CertificateAlreadyRegistered)
     with refused(errors.InvalidStatus, certId=device.cert_id, status=Status.PENDING):
         registry.revoke(b, device.cert_id, 0)
-    receipt = registry.withdraw(b, device.cert_id)
+    receipt = registry.withdraw(b, device.cert_id).wait()
     assert events(receipt) == [
         status_changed(
             device.cert_id, b.address, Status.PENDING, Status.REJECTED, REASON_CODES["WITHDRAWN"]
@@ -382,7 +373,7 @@ def test_4_a_member_being_removed_cannot_get_an_impostor_active(
     finally:
         rpc(chain, "evm_setAutomine", True)
     final.wait()
-    refusal = sneaked if isinstance(sneaked, errors.ContractError) else _outcome(sneaked)
+    refusal = sneaked if isinstance(sneaked, errors.ContractError) else _outcome(registry, sneaked)
     assert isinstance(refusal, errors.NotEntitled)
     assert refusal.args_by_name["submitter"] == b.address
     assert registry.status_of(impostor.cert_id).status is Status.NONE
@@ -425,7 +416,7 @@ def test_4_demoting_a_submitter_also_stops_its_pending_submissions(
         registry.endorse(c, pending.cert_id)
     registry.endorse_batch(c, [pending.cert_id])  # skipped in a batch, no event
     assert registry.status_of(pending.cert_id).status is Status.PENDING
-    receipt = registry.settle(a, pending.cert_id)
+    receipt = registry.settle(a, pending.cert_id).wait()
     assert events(receipt) == [
         status_changed(
             pending.cert_id,
@@ -475,7 +466,7 @@ def test_5_an_authorised_ca_vouches_and_the_authorisation_is_on_the_ledger(
     ca_id = activate(registry, nodes, b, ca)
     other = make_ca(OPERATOR, "B's other CA")
     activate(registry, nodes, b, other)
-    receipt = registry.authorize_issuer(a, ca_id)
+    receipt = registry.authorize_issuer(a, ca_id).wait()
     assert events(receipt) == [
         (
             "IssuerAuthorizationChanged",
@@ -529,7 +520,7 @@ def test_6_an_endorsement_of_a_validator_that_left_does_not_count(
         pass_proposal(registry, [a, c], ProposalKind.REMOVE_MEMBER, b.address)
     else:
         pass_proposal(registry, [a, c], ProposalKind.SET_ROLES, b.address, ROLE_SUBMITTER)
-    receipt = registry.endorse(a, x.cert_id)
+    receipt = registry.endorse(a, x.cert_id).wait()
     assert receipt.event("CertificateEndorsed").args["endorsements"] == 1
     assert registry.status_of(x.cert_id).status is Status.PENDING
     registry.endorse(c, x.cert_id)
@@ -563,7 +554,7 @@ def test_6_a_stale_rejection_does_not_reject_what_current_validators_can_activat
     registry.reject(v[2], x.cert_id, 3)
     for gone in (v[1], v[2]):
         pass_proposal(registry, [v[0], v[3]], ProposalKind.REMOVE_MEMBER, gone.address)
-    receipt = registry.reject(v[3], x.cert_id, 3)
+    receipt = registry.reject(v[3], x.cert_id, 3).wait()
     assert receipt.event("CertificateRejected").args["rejections"] == 1
     assert registry.status_of(x.cert_id).status is Status.PENDING
     registry.endorse(v[0], x.cert_id)
@@ -583,7 +574,7 @@ def test_6_the_consortium_decides_a_stuck_certificate(
     assert registry.status_of(stuck.cert_id).status is Status.PENDING
     # a's validator leaves: every current validator voted, nothing would ever decide it
     pass_proposal(registry, [b, c], ProposalKind.SET_ROLES, a.address, ROLE_SUBMITTER)
-    receipt = registry.settle(b, stuck.cert_id)
+    receipt = registry.settle(b, stuck.cert_id).wait()
     assert events(receipt) == [
         status_changed(stuck.cert_id, b.address, Status.PENDING, Status.REJECTED, 3)
     ]
@@ -646,12 +637,12 @@ def test_7_only_a_certificate_revoked_for_key_compromise_lists_its_key(
     with refused(errors.NotRevokedForKeyCompromise, certId=d_id):
         registry.report_key_compromise(b, d.der)
     registry.revoke(a, d_id, KEY_COMPROMISE)
-    receipt = registry.report_key_compromise(b, d.der)
+    receipt = registry.report_key_compromise(b, d.der).wait()
     key = sub(d).key_hash
     assert events(receipt) == [
         ("KeyCompromised", {"keyHash": key, "certId": d_id, "actor": b.address})
     ]
-    assert events(registry.report_key_compromise(c, d.der)) == []  # listed once
+    assert events(registry.report_key_compromise(c, d.der).wait()) == []  # listed once
 
 
 # ------------------------------------------------------------------ 8. look-alike organizations
@@ -708,7 +699,7 @@ def test_10_key_rotation_keeps_the_index_and_the_certificates(
     registry.submit(a, pending)
     registry.endorse(b, pending.cert_id)
     new_b = accounts[7]
-    receipt = registry.rotate_key(b, new_b.address)
+    receipt = registry.rotate_key(b, new_b.address).wait()
     assert events(receipt) == [
         ("MemberKeyRotated", {"previousAccount": b.address, "account": new_b.address, "index": 1})
     ]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from cryptography import x509
 
 from dpki.commands import check as check_module
-from dpki.policy import IssuerCandidate
-from dpki.x509 import load_certificates, load_facts
+from dpki.pki.policy import IssuerCandidate
+from dpki.pki.x509 import load_certificates, load_facts
 
 CERTS = Path(__file__).resolve().parent / "certs"
 MANIFEST = json.loads((CERTS / "expected.json").read_text())

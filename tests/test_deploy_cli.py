@@ -9,8 +9,8 @@ from pathlib import Path
 
 from e2e import dpki_cmd
 
-from dpki.devnet import Devnet
-from dpki.keys import PASSWORD_ENV, dev_account, write_keystore
+from dpki.chain.keys import PASSWORD_ENV, dev_account, write_keystore
+from dpki.dev.devnet import Devnet
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,7 +71,7 @@ def test_deploy_with_a_keystore_then_act(tmp_path: Path, anvil: Devnet) -> None:
     assert data["members"][0]["keystore"] == str(keystore.resolve())
     assert me.key.hex() not in Path(dep).read_text()
 
-    from dpki.devices import make_device
+    from dpki.dev.devices import make_device
 
     cert = tmp_path / "d.pem"
     cert.write_bytes(make_device("Me", "K-1").pem)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode as abi_encode
 
-from dpki.registry import _abi_type, _default_abi, _event_args, _fast_event_args
+from dpki.chain.abi import abi_type, decode_event_args, decode_event_args_fast, default_abi
 
-ABI = _default_abi()
+ABI = default_abi()
 EVENTS = {item["name"]: (sig, item) for sig, item in ABI.events.items()}
 
 
@@ -35,7 +35,7 @@ def _log(item: dict[str, Any], rng: random.Random, sig: bytes) -> tuple[list[byt
     topics = [sig]
     plain_types, plain_values = [], []
     for inp in item["inputs"]:
-        kind = _abi_type(inp)
+        kind = abi_type(inp)
         value = _value(kind, rng)
         if inp["indexed"]:
             topics.append(abi_encode([kind], [value]))
@@ -51,23 +51,23 @@ def test_fast_decoder_matches_eth_abi(name: str) -> None:
     rng = random.Random(name)
     for _ in range(200):
         topics, data = _log(item, rng, sig)
-        fast = _fast_event_args(item, topics, data)
+        fast = decode_event_args_fast(item, topics, data)
         assert fast is not None, "every registry event takes the fast path"
-        assert fast == _event_args(item, topics, data)
+        assert fast == decode_event_args(item, topics, data)
 
 
 def test_data_that_is_not_what_the_abi_says_leaves_the_fast_path() -> None:
     sig, submitted = EVENTS["CertificateSubmitted"]
     topics, data = _log(submitted, random.Random(1), sig)
-    assert _fast_event_args(submitted, topics, data) is not None
-    assert _fast_event_args(submitted, topics[:-1], data) is None  # a topic missing
-    assert _fast_event_args(submitted, [*topics, bytes(32)], data) is None  # one too many
+    assert decode_event_args_fast(submitted, topics, data) is not None
+    assert decode_event_args_fast(submitted, topics[:-1], data) is None  # a topic missing
+    assert decode_event_args_fast(submitted, [*topics, bytes(32)], data) is None  # one too many
     dirty = [topics[0], topics[1], b"\xff" * 12 + topics[2][12:], topics[3]]
-    assert _fast_event_args(submitted, dirty, data) is None  # address with high bytes set
-    assert _fast_event_args(submitted, topics, data[:100]) is None  # cut short
+    assert decode_event_args_fast(submitted, dirty, data) is None  # address with high bytes set
+    assert decode_event_args_fast(submitted, topics, data[:100]) is None  # cut short
     der_offset = 4 * 32  # orgHash, notBefore, notAfter, replaces, then the offset of der
     past_end = data[:der_offset] + (len(data) + 64).to_bytes(32, "big") + data[der_offset + 32 :]
-    assert _fast_event_args(submitted, topics, past_end) is None
+    assert decode_event_args_fast(submitted, topics, past_end) is None
     sig, endorsed = EVENTS["CertificateEndorsed"]
     topics, data = _log(endorsed, random.Random(2), sig)
-    assert _fast_event_args(endorsed, topics, (256).to_bytes(32, "big") + data[32:]) is None
+    assert decode_event_args_fast(endorsed, topics, (256).to_bytes(32, "big") + data[32:]) is None

@@ -29,7 +29,7 @@ from registry_helpers import (
 )
 
 from dpki import errors
-from dpki.registry import (
+from dpki.chain.registry import (
     ARTIFACT_PATH,
     PROPOSAL_LIFETIME,
     Member,
@@ -151,11 +151,11 @@ def test_threshold_n_needs_every_validator(chain: str, accounts: list[LocalAccou
     voters = accounts[0:3]
     registry = deploy(chain, accounts, [(i, ORGS[i], BOTH) for i in range(3)], 3)
     proposal_id, _ = propose(registry, voters[0], ProposalKind.SET_THRESHOLD, 2)
-    registry.approve(voters[1], proposal_id)
+    registry.approve(voters[1], proposal_id).wait()
     assert registry.proposal(proposal_id).approvals == 2
     assert not registry.proposal(proposal_id).executed
     assert registry.threshold() == 3
-    last = registry.approve(voters[2], proposal_id)
+    last = registry.approve(voters[2], proposal_id).wait()
     assert events(last) == [
         approved(proposal_id, voters[2].address, 3),
         ("ThresholdChanged", {"previousThreshold": 3, "threshold": 2}),
@@ -169,12 +169,12 @@ def test_threshold_n_activation_and_rejection(chain: str, accounts: list[LocalAc
     registry = deploy(chain, accounts, [(i, ORGS[i], BOTH) for i in range(3)], 3)
     two = submit_active(registry, voters[0], voters[0:2], seed=2)
     assert registry.status_of(two.cert_id).status is Status.PENDING
-    registry.endorse(voters[2], two.cert_id)
+    registry.endorse(voters[2], two.cert_id).wait()
     assert registry.is_valid(two.cert_id)
     # With n of n, a single rejection decides.
     rejected = fake_submission(3)
-    registry.submit(voters[0], rejected)
-    receipt = registry.reject(voters[1], rejected.cert_id, 7)
+    registry.submit(voters[0], rejected).wait()
+    receipt = registry.reject(voters[1], rejected.cert_id, 7).wait()
     assert receipt.event("CertificateRejected").args["status"] == Status.REJECTED
 
 
@@ -202,14 +202,14 @@ def test_one_validator_cannot_add_a_member_alone(
     assert registry.has_approved(proposal_id, a.address)
     assert not registry.has_approved(proposal_id, b.address)
     with refused(errors.AlreadyApproved, proposalId=proposal_id, validator=a.address):
-        registry.approve(a, proposal_id)
+        registry.approve(a, proposal_id).wait()
     # The would-be member cannot let itself in either.
     with refused(errors.NotAMember, account=newcomer.address):
-        registry.approve(newcomer, proposal_id)
+        registry.approve(newcomer, proposal_id).wait()
     assert registry.proposal(proposal_id).approvals == 1
     assert registry.members() == before
 
-    receipt = registry.approve(b, proposal_id)
+    receipt = registry.approve(b, proposal_id).wait()
     assert events(receipt) == [
         approved(proposal_id, b.address, 2),
         (
@@ -221,7 +221,7 @@ def test_one_validator_cannot_add_a_member_alone(
     assert registry.members() == [*before, Member(newcomer.address, "Newcomer D", BOTH, 3)]
     assert registry.validator_count() == 4
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.approve(newcomer, proposal_id)
+        registry.approve(newcomer, proposal_id).wait()
 
 
 def test_proposals_are_the_only_way_to_change_membership() -> None:
@@ -274,7 +274,7 @@ def test_a_removed_validators_approval_no_longer_counts(
 
     target = address(1)
     pending_id, _ = propose(registry, a, ProposalKind.ADD_MEMBER, target, "Target E", BOTH)
-    registry.approve(x, pending_id)
+    registry.approve(x, pending_id).wait()
     assert registry.proposal(pending_id).approvals == 2
 
     removal_id, receipt = pass_proposal(registry, [b, c, a], ProposalKind.REMOVE_MEMBER, x.address)
@@ -285,10 +285,10 @@ def test_a_removed_validators_approval_no_longer_counts(
     assert registry.proposal(pending_id).approvals == 1
     assert not registry.has_approved(pending_id, x.address)
 
-    receipt = registry.approve(b, pending_id)
+    receipt = registry.approve(b, pending_id).wait()
     assert events(receipt) == [approved(pending_id, b.address, 2)]
     assert registry.member_of(target) is None
-    receipt = registry.approve(c, pending_id)
+    receipt = registry.approve(c, pending_id).wait()
     assert receipt.events[0].args["approvals"] == 3
     assert registry.member_of(target) is not None
     assert registry.proposal(removal_id).executed
@@ -301,7 +301,7 @@ def test_a_removal_below_the_threshold_is_refused_at_execution(
     proposal_id, _ = pass_proposal(registry, [a, b], ProposalKind.REMOVE_MEMBER, c.address)
     before = ledger_state(registry)
     with refused(errors.InvalidThreshold, threshold=3, validators=2):
-        registry.approve(c, proposal_id)
+        registry.approve(c, proposal_id).wait()
     assert ledger_state(registry) == before
     assert not registry.proposal(proposal_id).executed
     assert registry.member_of(c.address) is not None
@@ -314,12 +314,12 @@ def test_removing_validators_down_to_the_threshold(
     assert registry.validator_count() == 2
     proposal_id, _ = propose(registry, a, ProposalKind.REMOVE_MEMBER, b.address)
     with refused(errors.InvalidThreshold, threshold=2, validators=1):
-        registry.approve(b, proposal_id)
+        registry.approve(b, proposal_id).wait()
     # Lowering the threshold first makes the removal possible. The open proposal already has
     # a's approval, but it only executes on a further approval (here by b itself).
     pass_proposal(registry, [b, a], ProposalKind.SET_THRESHOLD, 1)
     assert not registry.proposal(proposal_id).executed
-    receipt = registry.approve(b, proposal_id)
+    receipt = registry.approve(b, proposal_id).wait()
     assert events(receipt)[-2:] == [
         ("MemberRemoved", {"account": b.address, "organization": "Operator B"}),
         executed(proposal_id),
@@ -333,16 +333,16 @@ def test_execute_after_the_threshold_was_lowered(
     newcomer = address(4242)
     proposal_id, _ = propose(registry, a, ProposalKind.ADD_MEMBER, newcomer, "Org X", BOTH)
     with refused(errors.QuorumNotReached, proposalId=proposal_id, approvals=1, threshold=2):
-        registry.execute(c, proposal_id)
+        registry.execute(c, proposal_id).wait()
     pass_proposal(registry, [b, c], ProposalKind.SET_THRESHOLD, 1)
     # a already approved and cannot approve again; any validator may now execute
     with refused(errors.AlreadyApproved, proposalId=proposal_id, validator=a.address):
-        registry.approve(a, proposal_id)
-    receipt = registry.execute(c, proposal_id)
+        registry.approve(a, proposal_id).wait()
+    receipt = registry.execute(c, proposal_id).wait()
     assert events(receipt)[-1] == executed(proposal_id)
     assert registry.member_by_organization("Org X") == newcomer
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.execute(c, proposal_id)
+        registry.execute(c, proposal_id).wait()
 
 
 # ------------------------------------------------------------------ roles and threshold
@@ -361,15 +361,15 @@ def test_set_roles_makes_a_submitter_only_member(
     assert registry.member_of(c.address).roles == ROLE_SUBMITTER  # type: ignore[union-attr]
     assert registry.validator_count() == 2
     submission = fake_submission(10)
-    registry.submit(c, submission)
+    registry.submit(c, submission).wait()
     with refused(errors.NotAValidator, account=c.address):
-        registry.endorse(c, submission.cert_id)
+        registry.endorse(c, submission.cert_id).wait()
     with refused(errors.NotAValidator, account=c.address):
-        registry.approve(c, proposal_id)
+        registry.approve(c, proposal_id).wait()
     with refused(errors.NotAValidator, account=c.address):
         propose(registry, c, ProposalKind.SET_THRESHOLD, 1)
     # With 2 validators and threshold 2, a single rejection now decides.
-    receipt = registry.reject(a, submission.cert_id, 1)
+    receipt = registry.reject(a, submission.cert_id, 1).wait()
     assert receipt.event("CertificateRejected").args["status"] == Status.REJECTED
 
 
@@ -379,7 +379,7 @@ def test_set_roles_makes_a_validator_only_member(
     pass_proposal(registry, [a, b], ProposalKind.SET_ROLES, b.address, ROLE_VALIDATOR)
     assert registry.validator_count() == 3
     with refused(errors.NotASubmitter, account=b.address):
-        registry.submit(b, fake_submission(11))
+        registry.submit(b, fake_submission(11)).wait()
     submission = submit_active(registry, a, [a, b], seed=12)
     assert registry.is_valid(submission.cert_id)
 
@@ -392,7 +392,7 @@ def test_removing_the_validator_role_below_the_threshold_is_refused(
         registry, [a, b], ProposalKind.SET_ROLES, c.address, ROLE_SUBMITTER
     )
     with refused(errors.InvalidThreshold, threshold=3, validators=2):
-        registry.approve(c, proposal_id)
+        registry.approve(c, proposal_id).wait()
     assert registry.member_of(c.address).roles == BOTH  # type: ignore[union-attr]
 
 
@@ -467,7 +467,7 @@ def test_validators_act_on_a_certificate_they_did_not_submit(
 ) -> None:
     cert = submit_active(registry, a, [b, c], seed=20).cert_id
     if setup == "suspend":
-        registry.suspend(a, cert)
+        registry.suspend(a, cert).wait()
     proposal_id, receipt = propose(registry, b, kind, cert, *extra)
     assert events(receipt) == [
         created(
@@ -481,7 +481,7 @@ def test_validators_act_on_a_certificate_they_did_not_submit(
         approved(proposal_id, b.address, 1),
     ]
     assert registry.status_of(cert).status is previous
-    receipt = registry.approve(c, proposal_id)
+    receipt = registry.approve(c, proposal_id).wait()
     assert events(receipt) == [
         approved(proposal_id, c.address, 2),
         status_changed(cert, c.address, previous, status, reason),
@@ -535,7 +535,7 @@ def test_quorum_actions_on_unknown_or_pending_certificates(
         propose(registry, b, kind, unknown, *extra)
     if kind is not ProposalKind.REVOKE:  # a pending certificate may be revoked (withdrawn)
         pending = fake_submission(22)
-        registry.submit(a, pending)
+        registry.submit(a, pending).wait()
         with refused(errors.InvalidStatus, certId=pending.cert_id, status=Status.PENDING):
             propose(registry, b, kind, pending.cert_id, *extra)
 
@@ -545,11 +545,11 @@ def test_a_quorum_revoke_fails_if_the_certificate_was_revoked_meanwhile(
 ) -> None:
     cert = submit_active(registry, a, [b, c], seed=23).cert_id
     proposal_id, _ = propose(registry, b, ProposalKind.REVOKE, cert, 1)
-    registry.revoke(a, cert, 4)
+    registry.revoke(a, cert, 4).wait()
     with refused(errors.InvalidStatus, certId=cert, status=Status.REVOKED):
-        registry.approve(c, proposal_id)
+        registry.approve(c, proposal_id).wait()
     assert registry.status_of(cert).reason == 4
-    registry.cancel(b, proposal_id)
+    registry.cancel(b, proposal_id).wait()
 
 
 # ------------------------------------------------------------------ cancel and closed proposals
@@ -560,15 +560,15 @@ def test_only_the_proposer_cancels(
 ) -> None:
     proposal_id, _ = propose(registry, a, ProposalKind.SET_THRESHOLD, 3)
     with refused(errors.NotProposer, proposalId=proposal_id, account=b.address):
-        registry.cancel(b, proposal_id)
-    receipt = registry.cancel(a, proposal_id)
+        registry.cancel(b, proposal_id).wait()
+    receipt = registry.cancel(a, proposal_id).wait()
     assert events(receipt) == [("ProposalCancelled", {"proposalId": proposal_id})]
     proposal = registry.proposal(proposal_id)
     assert (proposal.cancelled, proposal.executed) == (True, False)
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.approve(b, proposal_id)
+        registry.approve(b, proposal_id).wait()
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.cancel(a, proposal_id)
+        registry.cancel(a, proposal_id).wait()
     assert registry.threshold() == 2
 
 
@@ -578,9 +578,9 @@ def test_an_executed_proposal_is_closed(
     proposal_id, _ = pass_proposal(registry, [a, b], ProposalKind.SET_THRESHOLD, 3)
     before = ledger_state(registry)
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.approve(c, proposal_id)
+        registry.approve(c, proposal_id).wait()
     with refused(errors.ProposalClosed, proposalId=proposal_id):
-        registry.cancel(a, proposal_id)
+        registry.cancel(a, proposal_id).wait()
     assert ledger_state(registry) == before
 
 
@@ -588,8 +588,8 @@ def test_an_executed_proposal_is_closed(
 def test_unknown_proposals(registry: Registry, a: LocalAccount, proposal_id: int) -> None:
     propose(registry, a, ProposalKind.SET_THRESHOLD, 3)  # id 1 exists
     for call in (
-        lambda: registry.approve(a, proposal_id),
-        lambda: registry.cancel(a, proposal_id),
+        lambda: registry.approve(a, proposal_id).wait(),
+        lambda: registry.cancel(a, proposal_id).wait(),
         lambda: registry.proposal(proposal_id),
     ):
         with refused(errors.UnknownProposal, proposalId=proposal_id):
@@ -673,9 +673,9 @@ def test_add_member_is_checked_again_when_executed(
 ) -> None:
     first, _ = propose(registry, a, ProposalKind.ADD_MEMBER, address(6), "Same Org", BOTH)
     second, _ = propose(registry, b, ProposalKind.ADD_MEMBER, address(7), "Same Org", BOTH)
-    registry.approve(b, first)
+    registry.approve(b, first).wait()
     with refused(errors.OrganizationTaken, organization="Same Org"):
-        registry.approve(a, second)
+        registry.approve(a, second).wait()
     assert registry.member_by_organization("Same Org") == address(6)
 
 
@@ -702,9 +702,9 @@ def test_a_removed_member_frees_its_name_and_leaves_the_list(
     assert registry.member_by_organization("CA C") is None
     assert registry.validator_count() == 2
     with refused(errors.NotAMember, account=c.address):
-        registry.submit(c, fake_submission(31))
+        registry.submit(c, fake_submission(31)).wait()
     with refused(errors.NotAMember, account=c.address):
-        registry.revoke(c, cert, 1)
+        registry.revoke(c, cert, 1).wait()
     # Its certificates stay as they were, still attributed to it.
     assert registry.status_of(cert).submitter == c.address
     assert registry.is_valid(cert)
@@ -720,7 +720,7 @@ def test_a_removed_member_frees_its_name_and_leaves_the_list(
         Member(c.address, "CA C Reborn", BOTH, 2),
         Member(address(9), "CA C", ROLE_SUBMITTER, 3),
     ]
-    registry.revoke(c, cert, 1)
+    registry.revoke(c, cert, 1).wait()
 
 
 def test_too_many_members_over_the_registry_lifetime(

@@ -6,16 +6,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e import ORGS, private_devnet, run_cli
 
-from dpki.deployment import Deployment
-from dpki.devices import make_ca, make_device
-from dpki.keys import dev_account
-from dpki.provision import submission_for
-from dpki.registry import Status
-from dpki.x509 import facts
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Status
+from dpki.dev.devices import make_ca, make_device
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
 
 VENDOR, OPERATOR, CA = ORGS
 
@@ -26,7 +27,7 @@ def net(tmp_path: Path) -> Iterator[Deployment]:
         yield deployment
 
 
-def _json(result: object) -> dict[str, object]:
+def _json(result: object) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
     return json.loads(result.stdout)  # type: ignore[attr-defined,no-any-return]
 
@@ -34,7 +35,7 @@ def _json(result: object) -> dict[str, object]:
 def test_members_lists_the_ledger(net: Deployment) -> None:
     data = _json(run_cli("members", "--json", deployment=net))
     assert data["threshold"] == 2
-    assert [m["organization"] for m in data["members"]] == list(ORGS)  # type: ignore[index]
+    assert [m["organization"] for m in data["members"]] == list(ORGS)
 
 
 def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_path: Path) -> None:
@@ -72,10 +73,12 @@ def test_add_member_needs_a_second_validator_then_can_act(net: Deployment, tmp_p
 def test_quorum_revokes_a_certificate_its_submitter_keeps(net: Deployment) -> None:
     registry = net.registry_client()
     device = make_device(VENDOR, "Q-1")
-    registry.submit(dev_account(0), submission_for(facts(device.certificate, der=device.der)))
+    registry.submit(
+        dev_account(0), submission_for(facts(device.certificate, der=device.der))
+    ).wait()
     cid = hashlib.sha256(device.der).digest()
     for i in (1, 2):
-        registry.endorse(dev_account(i), cid)
+        registry.endorse(dev_account(i), cid).wait()
     opened = _json(
         run_cli(
             "propose",

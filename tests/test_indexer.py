@@ -13,11 +13,11 @@ from conftest import rpc
 from eth_account.signers.local import LocalAccount
 from inquiry_helpers import database, devices, put_on_ledger
 
-from dpki.indexer import Indexer
-from dpki.provision import submission_for
-from dpki.registry import Registry, Status, connect
-from dpki.store import KEEP_BLOCKS, Store
-from dpki.x509 import load_facts
+from dpki.chain.registry import Registry, Status, connect
+from dpki.inquiry.indexer import Indexer
+from dpki.inquiry.store import KEEP_BLOCKS, Store
+from dpki.pki.x509 import load_facts
+from dpki.submission import submission_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -39,10 +39,10 @@ def _lifecycle(registry: Registry, accounts: list[LocalAccount]) -> dict[str, by
         "pending": put_on_ledger(registry, accounts, d[3], endorse=1),
         "rejected": put_on_ledger(registry, accounts, d[4], endorse=0),
     }
-    registry.revoke(accounts[0], ids["revoked"], 1)
-    registry.suspend(accounts[0], ids["suspended"])
-    registry.reject(accounts[1], ids["rejected"], 3)
-    registry.reject(accounts[2], ids["rejected"], 3)
+    registry.revoke(accounts[0], ids["revoked"], 1).wait()
+    registry.suspend(accounts[0], ids["suspended"]).wait()
+    registry.reject(accounts[1], ids["rejected"], 3).wait()
+    registry.reject(accounts[2], ids["rejected"], 3).wait()
     return ids
 
 
@@ -133,7 +133,7 @@ def test_reorg_drops_rows_from_abandoned_blocks(
     keep_id = put_on_ledger(registry, accounts, keep)
     fork_id = put_on_ledger(registry, accounts, fork)
     snapshot = rpc(registry.rpc_url, "evm_snapshot")
-    registry.revoke(accounts[0], fork_id, 1)
+    registry.revoke(accounts[0], fork_id, 1).wait()
     doomed = put_on_ledger(registry, accounts, devices(1)[0], endorse=1)
     indexer = Indexer(registry, store, deploy_block)
     indexer.catch_up()
@@ -142,7 +142,7 @@ def test_reorg_drops_rows_from_abandoned_blocks(
 
     assert rpc(registry.rpc_url, "evm_revert", snapshot) is True  # the other branch wins
     fresh = Registry(registry.w3, registry.address)
-    fresh.suspend(accounts[0], fork_id)
+    fresh.suspend(accounts[0], fork_id).wait()
     for _ in range(4):  # longer than the abandoned branch
         rpc(registry.rpc_url, "evm_mine")
 
@@ -171,7 +171,7 @@ def test_renewal_links_both_certificates_when_it_activates(
 ) -> None:
     old, new = devices(2)
     old_id = put_on_ledger(registry, accounts, old)
-    receipt = registry.renew(accounts[0], old_id, submission_for(load_facts(new.der)[0]))
+    receipt = registry.renew(accounts[0], old_id, submission_for(load_facts(new.der)[0])).wait()
     new_id = bytes(receipt.event("CertificateSubmitted").args["certId"])
     indexer = Indexer(registry, store, deploy_block)
     indexer.catch_up()
@@ -181,8 +181,8 @@ def test_renewal_links_both_certificates_when_it_activates(
     assert store.certificate(new_id.hex())["replaces"] == old_id.hex()  # type: ignore[index]
 
     snapshot = rpc(registry.rpc_url, "evm_snapshot")
-    registry.endorse(accounts[1], new_id)
-    registry.endorse(accounts[2], new_id)
+    registry.endorse(accounts[1], new_id).wait()
+    registry.endorse(accounts[2], new_id).wait()
     indexer.catch_up()
     after = store.certificate(old_id.hex())
     assert after is not None and after["status"] == Status.SUPERSEDED
@@ -197,8 +197,8 @@ def test_renewal_links_both_certificates_when_it_activates(
     again = store.certificate(old_id.hex())
     assert again is not None and again["status"] == Status.ACTIVE and again["replaced_by"] is None
     fresh = Registry(registry.w3, registry.address)  # nonces from the chain, not the old branch
-    fresh.endorse(accounts[1], new_id)
-    fresh.endorse(accounts[2], new_id)
+    fresh.endorse(accounts[1], new_id).wait()
+    fresh.endorse(accounts[2], new_id).wait()
     indexer.catch_up()
     assert store.certificate(old_id.hex())["replaced_by"] == new_id.hex()  # type: ignore[index]
 
@@ -227,7 +227,7 @@ def test_hashes_of_old_empty_blocks_are_pruned_but_reorgs_still_found(
     indexer.catch_up()
     assert rpc(registry.rpc_url, "evm_revert", snapshot) is True
     fresh = Registry(registry.w3, registry.address)
-    fresh.suspend(accounts[0], cid)
+    fresh.suspend(accounts[0], cid).wait()
     rpc(registry.rpc_url, "anvil_mine", hex(10))
     assert indexer.step().rolled_back_to is not None
     indexer.catch_up()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import requests
 from conftest import fake_submission, rpc
 from inquiry_helpers import Node, put_on_ledger
 
-from dpki.devices import make_device
+import dpki
+from dpki.dev.devices import make_device
 
 
-def get(node: Node, path: str, **params: object) -> requests.Response:
+def get(node: Node, path: str, **params: Any) -> requests.Response:
     """GET a path of the node."""
     return requests.get(node.url + path, params=params, timeout=10, allow_redirects=False)
 
@@ -87,6 +89,7 @@ def test_members_and_openapi(node: Node) -> None:
     assert [m["organization"] for m in members] == ["Vendor A", "Operator B", "CA C"]
     assert all(m["roles"] == ["validator", "submitter"] for m in members)
     schema = get(node, "/openapi.json").json()
+    assert schema["info"]["version"] == dpki.__version__  # one version, from dpki/__init__.py
     assert {
         "/certificates/{cert_id}",
         "/certificates",
@@ -146,7 +149,7 @@ def test_garbage_on_the_ledger_is_shown_not_fatal(node: Node) -> None:
     """A submitter may put bytes that are no certificate and any uint40 window on the ledger
     (validators reject it; the index still mirrors it): the node answers, it does not fail."""
     junk = fake_submission(b"not a certificate", window=(0, 2**40 - 1))
-    receipt = node.registry.submit(node.accounts[0], junk)
+    receipt = node.registry.submit(node.accounts[0], junk).wait()
     cid = bytes(receipt.event("CertificateSubmitted").args["certId"]).hex()
     node.reindex(lambda: get(node, f"/status/{cid}").status_code == 200)
     record = get(node, f"/certificates/{cid}")

@@ -17,6 +17,7 @@ from inquiry_helpers import (
     devices,
     free_port,
     put_on_ledger,
+    self_signed,
     served,
     write_key,
 )
@@ -96,7 +97,7 @@ def test_serve_over_https(node: Node, tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_tls_key_that_does_not_match(node: Node, tmp_path: Path) -> None:
-    from dpki.devices import make_device
+    from dpki.dev.devices import make_device
 
     one, other = make_device("Operator B", "a"), make_device("Operator B", "b")
     (tmp_path / "a.pem").write_bytes(one.pem)
@@ -112,30 +113,16 @@ def test_serve_refuses_a_tls_key_that_does_not_match(node: Node, tmp_path: Path)
 
 def _site_certificate(tmp_path: Path) -> tuple[Path, Path]:
     """Write a self-signed TLS certificate for 127.0.0.1 and its key; return both paths."""
-    import datetime as dt
     import ipaddress
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inquiry node")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    cert = self_signed(
+        key, "inquiry node", days=1, extensions=(x509.SubjectAlternativeName([loopback]),)
     )
     cert_path, key_path = tmp_path / "site.pem", tmp_path / "site.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -152,8 +139,8 @@ def test_serve_keeps_answering_status_and_ocsp_while_the_database_is_down(
     from cryptography.x509 import ocsp
     from e2e import TcpProxy
 
-    from dpki.indexer import Indexer
-    from dpki.store import Store
+    from dpki.inquiry.indexer import Indexer
+    from dpki.inquiry.store import Store
 
     with database("postgresql", tmp_path) as url:
         store = Store(url)

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from e2e import ValidatorProcess, private_devnet, run_cli
 
-from dpki.deployment import Deployment
+from dpki.chain.deployment import Deployment
 
 CERTS = ROOT / "tests" / "certs"
 ORGS = ("Acme Devices", "Operator B", "CA C")

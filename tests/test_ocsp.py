@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from inquiry_helpers import Node, put_on_ledger
 
-from dpki.devices import make_ca, make_device
+from dpki.dev.devices import make_ca, make_device
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -176,10 +176,10 @@ def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
         floods.append(s)
     started = time.monotonic()
     for _ in range(20):
-        out = ocsp.load_der_ocsp_response(
+        answer = ocsp.load_der_ocsp_response(
             requests.post(node.url + "/ocsp", data=_request(node, "good"), timeout=5).content
         )
-        assert out.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert time.monotonic() - started < 5
     assert requests.get(node.url + "/status/" + node.ids["good"].hex(), timeout=5).ok
     stop.set()
@@ -201,13 +201,13 @@ def test_status_changes_refresh_the_answers(node: Node) -> None:
         body = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
         return ocsp.load_der_ocsp_response(body).certificate_status == status
 
-    node.registry.suspend(node.accounts[0], spare)
+    node.registry.suspend(node.accounts[0], spare).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
     out, _ = openssl_ocsp(node, "spare")
     assert ": revoked" in out and "Reason: certificateHold" in out
-    node.registry.resume(node.accounts[0], spare)
+    node.registry.resume(node.accounts[0], spare).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.GOOD))
-    node.registry.revoke(node.accounts[0], spare, 5)
+    node.registry.revoke(node.accounts[0], spare, 5).wait()
     node.reindex(lambda: ocsp_says(ocsp.OCSPCertStatus.REVOKED))
     out, err = openssl_ocsp(node, "spare", "-no_nonce")
     assert "Response verify OK" in err and "Reason: cessationOfOperation" in out

@@ -14,18 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dpki.errors import PolicyError
-from dpki.policy import (
+from dpki.pki.codes import REJECTION_REASONS, rejection_name
+from dpki.pki.policy import (
     DEFAULT,
-    REASON_CODES,
     UNDERSTOOD_EXTENSIONS,
     IssuerCandidate,
     Policy,
     StaticIssuers,
     Verdict,
-    code_name,
     evaluate,
 )
-from dpki.x509 import CertificateFacts, facts, load_certificates, load_facts
+from dpki.pki.x509 import CertificateFacts, facts, load_certificates, load_facts
 
 CERTS = Path(__file__).resolve().parent / "certs"
 MANIFEST = json.loads((CERTS / "expected.json").read_text())
@@ -87,7 +86,7 @@ def test_each_file_gives_exactly_its_codes(path: str, expected: dict[str, object
         assert verdict.ok is (not expected["codes"])
         for violation in verdict.violations:
             assert "got" in violation.message and "want" in violation.message
-            assert violation.number == REASON_CODES[violation.code]
+            assert violation.number == REJECTION_REASONS[violation.code]
 
 
 def test_every_code_but_two_has_a_file() -> None:
@@ -408,18 +407,19 @@ def test_self_signed_certificates_ignore_the_look_up() -> None:
 
 
 def test_reason_codes_are_the_table_in_order() -> None:
-    assert tuple(REASON_CODES)[: len(TABLE)] == TABLE
-    assert [REASON_CODES[c] for c in TABLE] == list(range(1, len(TABLE) + 1))
-    assert REASON_CODES["MALFORMED"] == len(TABLE) + 1
-    assert len(set(REASON_CODES.values())) == len(REASON_CODES)
+    assert tuple(REJECTION_REASONS)[: len(TABLE)] == TABLE
+    assert [REJECTION_REASONS[c] for c in TABLE] == list(range(1, len(TABLE) + 1))
+    assert REJECTION_REASONS["MALFORMED"] == len(TABLE) + 1
+    assert REJECTION_REASONS["SUBMISSION_MISMATCH"] == len(TABLE) + 2
+    assert len(set(REJECTION_REASONS.values())) == len(REJECTION_REASONS)
 
 
-def test_code_name() -> None:
-    for name, number in REASON_CODES.items():
-        assert code_name(number) == name
-    assert code_name(0) == "UNSPECIFIED"
+def test_rejection_name() -> None:
+    for name, number in REJECTION_REASONS.items():
+        assert rejection_name(number) == name
+    assert rejection_name(0) == "UNSPECIFIED"
     with pytest.raises(PolicyError):
-        code_name(99)
+        rejection_name(99)
 
 
 def test_violations_come_in_table_order() -> None:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from e2e import ORGS, ValidatorProcess, private_devnet, run_cli, wait_until
 
-from dpki.deployment import Deployment
-from dpki.devices import Device, make_device
-from dpki.keys import dev_account
-from dpki.policy import REASON_CODES
-from dpki.provision import submission_for
-from dpki.registry import Registry, Status
+from dpki.chain.deployment import Deployment
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, Status
+from dpki.dev.devices import Device, make_device
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
 from dpki.validator import SUBMISSION_MISMATCH
-from dpki.x509 import facts
 
 VENDOR, OPERATOR, CA = ORGS
 
@@ -94,7 +94,7 @@ def test_killed_validator_catches_up_without_double_or_missed_votes(
     ca = ValidatorProcess(net, CA, tmp_path).start()
     try:
         for start in range(0, len(subs), 10):  # twelve blocks of ten
-            registry.submit_batch(vendor, subs[start : start + 10])
+            registry.submit_batch(vendor, subs[start : start + 10]).wait()
             if start == 40:
                 wait_until(
                     lambda: registry.has_voted(subs[0].cert_id, net.member(OPERATOR).address)
@@ -154,7 +154,7 @@ def test_policy_violation_sent_with_skip_check_is_rejected(
     assert json.loads(sent.stdout)["certificates"][0]["status"] == "rejected"
     record = registry.status_of(_cid(device))
     assert record.status is Status.REJECTED
-    assert record.reason == REASON_CODES[code]
+    assert record.reason == REJECTION_REASONS[code]
     assert record.rejections == 2
     shown = run_cli("status", str(path), "--json", deployment=net)
     assert shown.returncode == 1
@@ -182,7 +182,7 @@ def test_declared_fields_that_disagree_with_the_der_are_rejected(
     device = make_device(VENDOR, "LIAR")
     honest = submission_for(facts(device.certificate, der=device.der))
     lying = replace(honest, key_hash=hashlib.sha256(b"someone else's key").digest())
-    registry.submit(dev_account(0), lying)
+    registry.submit(dev_account(0), lying).wait()
     wait_until(lambda: _status(registry, device) is Status.REJECTED, what="rejection")
     assert registry.status_of(_cid(device)).reason == SUBMISSION_MISMATCH
 
@@ -283,11 +283,15 @@ def test_validator_survives_an_rpc_outage(net: Deployment, tmp_path: Path) -> No
     direct = ValidatorProcess(net, CA, tmp_path).start()
     try:
         first = make_device(VENDOR, "BEFORE")
-        registry.submit(dev_account(0), submission_for(facts(first.certificate, der=first.der)))
+        registry.submit(
+            dev_account(0), submission_for(facts(first.certificate, der=first.der))
+        ).wait()
         wait_until(lambda: _status(registry, first) is Status.ACTIVE, what="first active")
         proxy.down()
         during = make_device(VENDOR, "DURING")
-        registry.submit(dev_account(0), submission_for(facts(during.certificate, der=during.der)))
+        registry.submit(
+            dev_account(0), submission_for(facts(during.certificate, der=during.der))
+        ).wait()
         wait_until(lambda: "unreachable" in behind.log_text(), what="outage noticed")
         assert _status(registry, during) is Status.PENDING  # one endorsement is not enough
         proxy.up()
@@ -319,7 +323,7 @@ def test_demo_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert report["ocsp"] == {"device 18": "good", "device 17": "revoked (key_compromise)"}
     assert report["gas"]["per_certificate"] > 0
     deployment = json.loads((tmp_path / "deployment.json").read_text())
-    from dpki.devnet import Devnet
+    from dpki.dev.devnet import Devnet
 
     assert not Devnet(deployment["devnet"]["pid"], deployment["devnet"]["port"]).alive()
     leftover = subprocess.run(["pgrep", "-f", f"validator run.*{tmp_path}"], capture_output=True)

@@ -32,8 +32,9 @@ from registry_helpers import (
     with_key,
 )
 
+import dpki
 from dpki import errors
-from dpki.registry import NO_EXPIRY, Member, Registry, Status, Submission
+from dpki.chain.registry import NO_EXPIRY, Member, Registry, Status, Submission
 
 SUPERSEDED_REASON = 4
 CERTIFICATE_HOLD = 6
@@ -71,7 +72,7 @@ def active(registry: Registry, vendor: LocalAccount, operator: LocalAccount, ca:
 def pending(registry: Registry, vendor: LocalAccount) -> Submission:
     """A certificate Vendor A submitted that nobody voted on yet."""
     submission = fake_submission(2000)
-    registry.submit(vendor, submission)
+    registry.submit(vendor, submission).wait()
     return submission
 
 
@@ -95,7 +96,7 @@ def test_genesis_members_threshold_and_version(
     assert registry.threshold() == 2
     assert registry.validator_count() == 3
     assert registry.proposal_count() == 0
-    assert registry.version() == "2.0.0"
+    assert registry.version() == "2.0.0" == dpki.__version__  # one version everywhere
     assert registry.call("MAX_MEMBERS") == 48
     assert (registry.call("ROLE_VALIDATOR"), registry.call("ROLE_SUBMITTER")) == (1, 2)
 
@@ -156,7 +157,7 @@ def test_a_view_sent_as_a_transaction_emits_nothing_and_changes_nothing(
     registry: Registry, active: Submission, vendor: LocalAccount, name: str, make_args: Any
 ) -> None:
     before = ledger_state(registry, [active.cert_id])
-    receipt = registry.send(vendor, name, *make_args(active, vendor.address))
+    receipt = registry.transact(vendor, name, *make_args(active, vendor.address)).wait()
     assert receipt.events == []
     after = ledger_state(registry, [active.cert_id])
     assert after[1:] == before[1:]
@@ -170,7 +171,7 @@ def test_submit_records_a_pending_certificate_and_logs_the_der(
     registry: Registry, vendor: LocalAccount
 ) -> None:
     submission = fake_submission(7, size=900, window=(1_700_000_000, NO_EXPIRY))
-    receipt = registry.submit(vendor, submission)
+    receipt = registry.submit(vendor, submission).wait()
     assert events(receipt) == [
         (
             "CertificateSubmitted",
@@ -202,7 +203,7 @@ def test_submitting_the_same_der_twice_is_refused(
 ) -> None:
     before = ledger_state(registry, [pending.cert_id])
     with refused(errors.CertificateAlreadyRegistered, certId=pending.cert_id):
-        registry.submit(operator, pending)
+        registry.submit(operator, pending).wait()
     assert ledger_state(registry, [pending.cert_id]) == before
 
 
@@ -219,29 +220,31 @@ def test_submit_with_an_empty_window_is_refused(
 ) -> None:
     submission = Submission(der, window[0], window[1], b"k" * 32, b"o" * 32)
     with refused(errors.InvalidValidity, notBefore=window[0], notAfter=window[1]):
-        registry.submit(vendor, submission)
+        registry.submit(vendor, submission).wait()
     assert registry.status_of(submission.cert_id).status is Status.NONE
 
 
 def test_submit_with_an_empty_der_is_refused(registry: Registry, vendor: LocalAccount) -> None:
     with refused(errors.EmptyCertificate):
-        registry.submit(vendor, Submission(b"", 0, 100, b"k" * 32, b"o" * 32))
+        registry.submit(vendor, Submission(b"", 0, 100, b"k" * 32, b"o" * 32)).wait()
     with refused(errors.EmptyCertificate):
-        registry.submit_batch(vendor, [fake_submission(1), Submission(b"", 0, 1, ZERO_ID, ZERO_ID)])
+        registry.submit_batch(
+            vendor, [fake_submission(1), Submission(b"", 0, 1, ZERO_ID, ZERO_ID)]
+        ).wait()
 
 
 # Every certificate function, as called by someone who is not a member.
 OUTSIDER_CALLS: list[tuple[str, Callable[[Registry, LocalAccount, Submission], Any]]] = [
-    ("submit", lambda r, a, s: r.submit(a, fake_submission(9))),
-    ("submitBatch", lambda r, a, s: r.submit_batch(a, [fake_submission(9)])),
-    ("renew", lambda r, a, s: r.renew(a, s.cert_id, fake_submission(9))),
-    ("endorse", lambda r, a, s: r.endorse(a, s.cert_id)),
-    ("endorseBatch", lambda r, a, s: r.endorse_batch(a, [s.cert_id])),
-    ("reject", lambda r, a, s: r.reject(a, s.cert_id, 1)),
-    ("rejectBatch", lambda r, a, s: r.reject_batch(a, [s.cert_id], [1])),
-    ("revoke", lambda r, a, s: r.revoke(a, s.cert_id, 1)),
-    ("suspend", lambda r, a, s: r.suspend(a, s.cert_id)),
-    ("resume", lambda r, a, s: r.resume(a, s.cert_id)),
+    ("submit", lambda r, a, s: r.submit(a, fake_submission(9)).wait()),
+    ("submitBatch", lambda r, a, s: r.submit_batch(a, [fake_submission(9)]).wait()),
+    ("renew", lambda r, a, s: r.renew(a, s.cert_id, fake_submission(9)).wait()),
+    ("endorse", lambda r, a, s: r.endorse(a, s.cert_id).wait()),
+    ("endorseBatch", lambda r, a, s: r.endorse_batch(a, [s.cert_id]).wait()),
+    ("reject", lambda r, a, s: r.reject(a, s.cert_id, 1).wait()),
+    ("rejectBatch", lambda r, a, s: r.reject_batch(a, [s.cert_id], [1]).wait()),
+    ("revoke", lambda r, a, s: r.revoke(a, s.cert_id, 1).wait()),
+    ("suspend", lambda r, a, s: r.suspend(a, s.cert_id).wait()),
+    ("resume", lambda r, a, s: r.resume(a, s.cert_id).wait()),
 ]
 
 
@@ -267,10 +270,10 @@ def split_roles(chain: str, accounts: list[LocalAccount]) -> Registry:
 
 
 VALIDATOR_CALLS: list[tuple[str, Callable[[Registry, LocalAccount, bytes], Any]]] = [
-    ("endorse", lambda r, a, c: r.endorse(a, c)),
-    ("endorseBatch", lambda r, a, c: r.endorse_batch(a, [c])),
-    ("reject", lambda r, a, c: r.reject(a, c, 3)),
-    ("rejectBatch", lambda r, a, c: r.reject_batch(a, [c], [3])),
+    ("endorse", lambda r, a, c: r.endorse(a, c).wait()),
+    ("endorseBatch", lambda r, a, c: r.endorse_batch(a, [c]).wait()),
+    ("reject", lambda r, a, c: r.reject(a, c, 3).wait()),
+    ("rejectBatch", lambda r, a, c: r.reject_batch(a, [c], [3]).wait()),
 ]
 
 
@@ -281,16 +284,16 @@ def test_a_submitter_only_member_cannot_vote(
     split_roles: Registry, accounts: list[LocalAccount], call: Any
 ) -> None:
     submission = fake_submission(3)
-    split_roles.submit(accounts[2], submission)
+    split_roles.submit(accounts[2], submission).wait()
     with refused(errors.NotAValidator, account=accounts[2].address):
         call(split_roles, accounts[2], submission.cert_id)
     assert split_roles.status_of(submission.cert_id).status is Status.PENDING
 
 
 SUBMITTER_CALLS: list[tuple[str, Callable[[Registry, LocalAccount, bytes], Any]]] = [
-    ("submit", lambda r, a, c: r.submit(a, fake_submission(4))),
-    ("submitBatch", lambda r, a, c: r.submit_batch(a, [fake_submission(4)])),
-    ("renew", lambda r, a, c: r.renew(a, c, fake_submission(4))),
+    ("submit", lambda r, a, c: r.submit(a, fake_submission(4)).wait()),
+    ("submitBatch", lambda r, a, c: r.submit_batch(a, [fake_submission(4)]).wait()),
+    ("renew", lambda r, a, c: r.renew(a, c, fake_submission(4)).wait()),
 ]
 
 
@@ -320,13 +323,13 @@ def test_endorsements_activate_at_the_threshold(
     registry: Registry, pending: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
     cert_id = pending.cert_id
-    first = registry.endorse(operator, cert_id)
+    first = registry.endorse(operator, cert_id).wait()
     assert events(first) == [endorsed(cert_id, operator.address, 1, Status.PENDING)]
     record = registry.status_of(cert_id)
     assert (record.status, record.endorsements) == (Status.PENDING, 1)
     assert not registry.is_valid(cert_id)
 
-    second = registry.endorse(ca, cert_id)
+    second = registry.endorse(ca, cert_id).wait()
     assert events(second) == [endorsed(cert_id, ca.address, 2, Status.ACTIVE)]
     record = registry.status_of(cert_id)
     assert (record.status, record.endorsements, record.rejections) == (Status.ACTIVE, 2, 0)
@@ -343,8 +346,8 @@ def test_endorsements_activate_at_the_threshold(
 def test_a_submitter_may_endorse_its_own_certificate(
     registry: Registry, pending: Submission, vendor: LocalAccount, operator: LocalAccount
 ) -> None:
-    registry.endorse(vendor, pending.cert_id)
-    registry.endorse(operator, pending.cert_id)
+    registry.endorse(vendor, pending.cert_id).wait()
+    registry.endorse(operator, pending.cert_id).wait()
     assert registry.is_valid(pending.cert_id)
 
 
@@ -354,8 +357,8 @@ def test_a_validator_votes_once(
     registry: Registry, pending: Submission, operator: LocalAccount, first_vote, second_vote
 ) -> None:
     vote = {
-        "endorse": lambda: registry.endorse(operator, pending.cert_id),
-        "reject": lambda: registry.reject(operator, pending.cert_id, 9),
+        "endorse": lambda: registry.endorse(operator, pending.cert_id).wait(),
+        "reject": lambda: registry.reject(operator, pending.cert_id, 9).wait(),
     }
     vote[first_vote]()
     before = ledger_state(registry, [pending.cert_id])
@@ -367,14 +370,14 @@ def test_a_validator_votes_once(
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda r, a, c: r.endorse(a, c), id="endorse"),
-        pytest.param(lambda r, a, c: r.reject(a, c, 1), id="reject"),
-        pytest.param(lambda r, a, c: r.endorse_batch(a, [c]), id="endorseBatch"),
-        pytest.param(lambda r, a, c: r.reject_batch(a, [c], [1]), id="rejectBatch"),
-        pytest.param(lambda r, a, c: r.revoke(a, c, 1), id="revoke"),
-        pytest.param(lambda r, a, c: r.suspend(a, c), id="suspend"),
-        pytest.param(lambda r, a, c: r.resume(a, c), id="resume"),
-        pytest.param(lambda r, a, c: r.renew(a, c, fake_submission(8)), id="renew"),
+        pytest.param(lambda r, a, c: r.endorse(a, c).wait(), id="endorse"),
+        pytest.param(lambda r, a, c: r.reject(a, c, 1).wait(), id="reject"),
+        pytest.param(lambda r, a, c: r.endorse_batch(a, [c]).wait(), id="endorseBatch"),
+        pytest.param(lambda r, a, c: r.reject_batch(a, [c], [1]).wait(), id="rejectBatch"),
+        pytest.param(lambda r, a, c: r.revoke(a, c, 1).wait(), id="revoke"),
+        pytest.param(lambda r, a, c: r.suspend(a, c).wait(), id="suspend"),
+        pytest.param(lambda r, a, c: r.resume(a, c).wait(), id="resume"),
+        pytest.param(lambda r, a, c: r.renew(a, c, fake_submission(8)).wait(), id="renew"),
     ],
 )
 def test_an_unknown_certificate_is_refused(
@@ -389,16 +392,16 @@ def test_an_active_certificate_cannot_be_voted_on(
     registry: Registry, active: Submission, vendor: LocalAccount
 ) -> None:
     with refused(errors.InvalidStatus, certId=active.cert_id, status=Status.ACTIVE):
-        registry.endorse(vendor, active.cert_id)
+        registry.endorse(vendor, active.cert_id).wait()
     with refused(errors.InvalidStatus, certId=active.cert_id, status=Status.ACTIVE):
-        registry.reject(vendor, active.cert_id, 2)
+        registry.reject(vendor, active.cert_id, 2).wait()
 
 
 def test_invalid_status_carries_a_status_enum(
     registry: Registry, active: Submission, vendor: LocalAccount
 ) -> None:
     with pytest.raises(errors.InvalidStatus) as info:
-        registry.endorse(vendor, active.cert_id)
+        registry.endorse(vendor, active.cert_id).wait()
     assert info.value.args_by_name["status"] is Status.ACTIVE
 
 
@@ -406,11 +409,11 @@ def test_one_rejection_of_three_leaves_it_pending_two_reject_it(
     registry: Registry, pending: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
     cert_id = pending.cert_id
-    first = registry.reject(operator, cert_id, 17)
+    first = registry.reject(operator, cert_id, 17).wait()
     assert events(first) == [rejected(cert_id, operator.address, 17, 1, Status.PENDING)]
     assert registry.status_of(cert_id).status is Status.PENDING
 
-    second = registry.reject(ca, cert_id, 21)
+    second = registry.reject(ca, cert_id, 21).wait()
     assert events(second) == [rejected(cert_id, ca.address, 21, 2, Status.REJECTED)]
     record = registry.status_of(cert_id)
     assert (record.status, record.rejections, record.endorsements) == (Status.REJECTED, 2, 0)
@@ -419,15 +422,15 @@ def test_one_rejection_of_three_leaves_it_pending_two_reject_it(
     assert registry.rejecters_of(cert_id) == [operator.address, ca.address]
     assert not registry.is_valid(cert_id)
     with refused(errors.InvalidStatus, certId=cert_id, status=Status.REJECTED):
-        registry.endorse(vendor, cert_id)
+        registry.endorse(vendor, cert_id).wait()
 
 
 def test_a_certificate_with_one_rejection_can_still_activate(
     registry: Registry, pending: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
-    registry.reject(operator, pending.cert_id, 5)
-    registry.endorse(vendor, pending.cert_id)
-    registry.endorse(ca, pending.cert_id)
+    registry.reject(operator, pending.cert_id, 5).wait()
+    registry.endorse(vendor, pending.cert_id).wait()
+    registry.endorse(ca, pending.cert_id).wait()
     record = registry.status_of(pending.cert_id)
     assert (record.status, record.endorsements, record.rejections) == (Status.ACTIVE, 2, 1)
     assert registry.is_valid(pending.cert_id)
@@ -487,18 +490,18 @@ def test_renew_supersedes_the_old_certificate_when_the_new_one_activates(
     registry: Registry, active: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
     new = renewal_of(active, 1001)
-    receipt = registry.renew(vendor, active.cert_id, new)
+    receipt = registry.renew(vendor, active.cert_id, new).wait()
     assert receipt.event("CertificateSubmitted").args["replaces"] == active.cert_id
     assert receipt.event("CertificateSubmitted").args["certId"] == new.cert_id
     assert registry.status_of(new.cert_id).replaces == active.cert_id
     assert registry.replaced_by(active.cert_id) is None  # only once the renewal activates
     assert registry.latest_for_key(active.key_hash) == new.cert_id
     # Until the renewal activates the old certificate is still the valid one.
-    registry.endorse(operator, new.cert_id)
+    registry.endorse(operator, new.cert_id).wait()
     assert registry.is_valid(active.cert_id)
     assert registry.status_of(active.cert_id).status is Status.ACTIVE
 
-    activation = registry.endorse(ca, new.cert_id)
+    activation = registry.endorse(ca, new.cert_id).wait()
     assert events(activation) == [
         endorsed(new.cert_id, ca.address, 2, Status.ACTIVE),
         status_changed(
@@ -517,9 +520,9 @@ def test_renew_supersedes_the_old_certificate_when_the_new_one_activates(
 def test_renewing_a_suspended_certificate(
     registry: Registry, active: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
-    registry.suspend(vendor, active.cert_id)
+    registry.suspend(vendor, active.cert_id).wait()
     new = submit_renewal(registry, vendor, active, 1002)
-    activation = registry.endorse(operator, new.cert_id)
+    activation = registry.endorse(operator, new.cert_id).wait()
     changed = activation.event("CertificateStatusChanged").args
     assert (changed["previous"], changed["status"]) == (Status.SUSPENDED, Status.SUPERSEDED)
 
@@ -529,8 +532,8 @@ def submit_renewal(
 ) -> Submission:
     """Renew ``old`` and have one validator endorse the renewal."""
     new = renewal_of(old, seed)
-    registry.renew(submitter, old.cert_id, new)
-    registry.endorse(submitter, new.cert_id)
+    registry.renew(submitter, old.cert_id, new).wait()
+    registry.endorse(submitter, new.cert_id).wait()
     return new
 
 
@@ -538,9 +541,9 @@ def test_a_rejected_renewal_leaves_the_old_certificate_active(
     registry: Registry, active: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
     new = renewal_of(active, 1003)
-    registry.renew(vendor, active.cert_id, new)
-    registry.reject(operator, new.cert_id, 1)
-    registry.reject(ca, new.cert_id, 1)
+    registry.renew(vendor, active.cert_id, new).wait()
+    registry.reject(operator, new.cert_id, 1).wait()
+    registry.reject(ca, new.cert_id, 1).wait()
     assert registry.status_of(new.cert_id).status is Status.REJECTED
     assert registry.status_of(active.cert_id).status is Status.ACTIVE
     assert registry.is_valid(active.cert_id)
@@ -551,7 +554,7 @@ def test_only_the_submitter_renews(
     registry: Registry, active: Submission, operator: LocalAccount
 ) -> None:
     with refused(errors.NotCertificateOwner, certId=active.cert_id, account=operator.address):
-        registry.renew(operator, active.cert_id, renewal_of(active, 1004))
+        registry.renew(operator, active.cert_id, renewal_of(active, 1004)).wait()
     assert registry.replaced_by(active.cert_id) is None
 
 
@@ -559,7 +562,7 @@ def test_only_the_submitter_renews(
     ("make_state", "status"),
     [
         pytest.param(lambda r, a, c: None, Status.PENDING, id="pending"),
-        pytest.param(lambda r, a, c: r.withdraw(a, c), Status.REJECTED, id="withdrawn"),
+        pytest.param(lambda r, a, c: r.withdraw(a, c).wait(), Status.REJECTED, id="withdrawn"),
     ],
 )
 def test_renewing_a_certificate_that_is_not_in_force_is_refused(
@@ -567,7 +570,7 @@ def test_renewing_a_certificate_that_is_not_in_force_is_refused(
 ) -> None:
     make_state(registry, vendor, pending.cert_id)
     with refused(errors.InvalidStatus, certId=pending.cert_id, status=status):
-        registry.renew(vendor, pending.cert_id, renewal_of(pending, 1005))
+        registry.renew(vendor, pending.cert_id, renewal_of(pending, 1005)).wait()
 
 
 # ------------------------------------------------------------------ revoke, suspend, resume
@@ -577,7 +580,7 @@ def test_renewing_a_certificate_that_is_not_in_force_is_refused(
 def test_revoke_with_a_crl_reason(
     registry: Registry, active: Submission, vendor: LocalAccount, reason: int
 ) -> None:
-    receipt = registry.revoke(vendor, active.cert_id, reason)
+    receipt = registry.revoke(vendor, active.cert_id, reason).wait()
     assert events(receipt) == [
         status_changed(active.cert_id, vendor.address, Status.ACTIVE, Status.REVOKED, reason)
     ]
@@ -594,7 +597,7 @@ def test_revoke_refuses_hold_unused_remove_from_crl_and_unknown_reasons(
 ) -> None:
     before = ledger_state(registry, [active.cert_id])
     with refused(errors.InvalidRevocationReason, reason=reason):
-        registry.revoke(vendor, active.cert_id, reason)
+        registry.revoke(vendor, active.cert_id, reason).wait()
     assert ledger_state(registry, [active.cert_id]) == before
     assert registry.is_valid(active.cert_id)
 
@@ -603,7 +606,7 @@ def test_revoke_refuses_hold_unused_remove_from_crl_and_unknown_reasons(
     ("make_state", "previous"),
     [
         pytest.param(lambda r, a, c: None, Status.PENDING, id="pending"),
-        pytest.param(lambda r, a, c: r.endorse_batch(a, [c]), Status.PENDING, id="endorsed"),
+        pytest.param(lambda r, a, c: r.endorse_batch(a, [c]).wait(), Status.PENDING, id="endorsed"),
     ],
 )
 def test_a_pending_certificate_can_be_withdrawn(
@@ -613,22 +616,22 @@ def test_a_pending_certificate_can_be_withdrawn(
     revoking a Pending certificate, which would burn the id, is refused."""
     make_state(registry, vendor, pending.cert_id)
     with refused(errors.InvalidStatus, certId=pending.cert_id, status=Status.PENDING):
-        registry.revoke(vendor, pending.cert_id, 0)
-    receipt = registry.withdraw(vendor, pending.cert_id)
+        registry.revoke(vendor, pending.cert_id, 0).wait()
+    receipt = registry.withdraw(vendor, pending.cert_id).wait()
     assert events(receipt) == [
         status_changed(pending.cert_id, vendor.address, previous, Status.REJECTED, WITHDRAWN)
     ]
     assert registry.status_of(pending.cert_id).status is Status.REJECTED
-    registry.submit(vendor, pending)
+    registry.submit(vendor, pending).wait()
     assert registry.status_of(pending.cert_id).status is Status.PENDING
 
 
 def test_revoking_twice_is_refused(
     registry: Registry, active: Submission, vendor: LocalAccount
 ) -> None:
-    registry.revoke(vendor, active.cert_id, 1)
+    registry.revoke(vendor, active.cert_id, 1).wait()
     with refused(errors.InvalidStatus, certId=active.cert_id, status=Status.REVOKED):
-        registry.revoke(vendor, active.cert_id, 4)
+        registry.revoke(vendor, active.cert_id, 4).wait()
     assert registry.status_of(active.cert_id).reason == 1
 
 
@@ -638,16 +641,16 @@ WITHDRAWN = 18
 def test_a_rejected_certificate_cannot_be_revoked(
     registry: Registry, pending: Submission, vendor: LocalAccount, operator, ca
 ) -> None:
-    registry.reject(operator, pending.cert_id, 3)
-    registry.reject(ca, pending.cert_id, 3)
+    registry.reject(operator, pending.cert_id, 3).wait()
+    registry.reject(ca, pending.cert_id, 3).wait()
     with refused(errors.InvalidStatus, certId=pending.cert_id, status=Status.REJECTED):
-        registry.revoke(vendor, pending.cert_id, 1)
+        registry.revoke(vendor, pending.cert_id, 1).wait()
 
 
 OWNER_CALLS: list[tuple[str, Callable[[Registry, LocalAccount, bytes], Any]]] = [
-    ("revoke", lambda r, a, c: r.revoke(a, c, 1)),
-    ("suspend", lambda r, a, c: r.suspend(a, c)),
-    ("resume", lambda r, a, c: r.resume(a, c)),
+    ("revoke", lambda r, a, c: r.revoke(a, c, 1).wait()),
+    ("suspend", lambda r, a, c: r.suspend(a, c).wait()),
+    ("resume", lambda r, a, c: r.resume(a, c).wait()),
 ]
 
 
@@ -663,7 +666,7 @@ def test_only_the_submitting_member_revokes_suspends_resumes(
 
 def test_suspend_and_resume(registry: Registry, active: Submission, vendor: LocalAccount) -> None:
     cert_id = active.cert_id
-    suspended = registry.suspend(vendor, cert_id)
+    suspended = registry.suspend(vendor, cert_id).wait()
     assert events(suspended) == [
         status_changed(cert_id, vendor.address, Status.ACTIVE, Status.SUSPENDED, CERTIFICATE_HOLD)
     ]
@@ -672,9 +675,9 @@ def test_suspend_and_resume(registry: Registry, active: Submission, vendor: Loca
     assert record.updated_at == block_time(registry, suspended)
     assert not registry.is_valid(cert_id)
     with refused(errors.InvalidStatus, certId=cert_id, status=Status.SUSPENDED):
-        registry.suspend(vendor, cert_id)
+        registry.suspend(vendor, cert_id).wait()
 
-    resumed = registry.resume(vendor, cert_id)
+    resumed = registry.resume(vendor, cert_id).wait()
     assert events(resumed) == [
         status_changed(cert_id, vendor.address, Status.SUSPENDED, Status.ACTIVE, 0)
     ]
@@ -682,24 +685,24 @@ def test_suspend_and_resume(registry: Registry, active: Submission, vendor: Loca
     assert (record.status, record.reason) == (Status.ACTIVE, 0)
     assert registry.is_valid(cert_id)
     with refused(errors.InvalidStatus, certId=cert_id, status=Status.ACTIVE):
-        registry.resume(vendor, cert_id)
+        registry.resume(vendor, cert_id).wait()
 
 
 def test_a_suspended_certificate_can_be_revoked(
     registry: Registry, active: Submission, vendor: LocalAccount
 ) -> None:
-    registry.suspend(vendor, active.cert_id)
-    receipt = registry.revoke(vendor, active.cert_id, 1)
+    registry.suspend(vendor, active.cert_id).wait()
+    receipt = registry.revoke(vendor, active.cert_id, 1).wait()
     assert receipt.event("CertificateStatusChanged").args["previous"] == Status.SUSPENDED
     with refused(errors.InvalidStatus, certId=active.cert_id, status=Status.REVOKED):
-        registry.resume(vendor, active.cert_id)
+        registry.resume(vendor, active.cert_id).wait()
 
 
 def test_a_pending_certificate_cannot_be_suspended(
     registry: Registry, pending: Submission, vendor: LocalAccount
 ) -> None:
     with refused(errors.InvalidStatus, certId=pending.cert_id, status=Status.PENDING):
-        registry.suspend(vendor, pending.cert_id)
+        registry.suspend(vendor, pending.cert_id).wait()
 
 
 # ------------------------------------------------------------------ latestForKey
@@ -711,9 +714,9 @@ def test_latest_for_key_follows_the_newest_submission(
     first = fake_submission(21)
     second = with_key(fake_submission(22), first.key_hash)
     other = fake_submission(23)
-    registry.submit(vendor, first)
+    registry.submit(vendor, first).wait()
     assert registry.latest_for_key(first.key_hash) == first.cert_id
-    registry.submit_batch(operator, [second, other])
+    registry.submit_batch(operator, [second, other]).wait()
     assert registry.latest_for_key(first.key_hash) == second.cert_id
     assert registry.latest_for_key(other.key_hash) == other.cert_id
 
@@ -726,17 +729,17 @@ def test_submit_batch_then_endorse_batch_activates_all(
 ) -> None:
     batch = [fake_submission(100 + i, size=300 + i) for i in range(8)]
     ids = [s.cert_id for s in batch]
-    submitted = registry.submit_batch(vendor, batch)
+    submitted = registry.submit_batch(vendor, batch).wait()
     assert [e.name for e in submitted.events] == ["CertificateSubmitted"] * len(batch)
     assert [e.args["certId"] for e in submitted.events] == ids
     assert [e.args["der"] for e in submitted.events] == [s.der for s in batch]
     assert {registry.status_of(c).status for c in ids} == {Status.PENDING}
 
-    first = registry.endorse_batch(operator, ids)
+    first = registry.endorse_batch(operator, ids).wait()
     assert [(e.args["certId"], e.args["status"]) for e in first.events] == [
         (c, Status.PENDING) for c in ids
     ]
-    second = registry.endorse_batch(ca, ids)
+    second = registry.endorse_batch(ca, ids).wait()
     assert [
         (e.args["certId"], e.args["endorsements"], e.args["status"]) for e in second.events
     ] == [(c, 2, Status.ACTIVE) for c in ids]
@@ -746,17 +749,19 @@ def test_submit_batch_then_endorse_batch_activates_all(
 def test_endorse_batch_skips_decided_certificates_without_an_event(
     registry: Registry, active: Submission, pending: Submission, vendor: LocalAccount, operator
 ) -> None:
-    registry.reject(operator, pending.cert_id, 1)
+    registry.reject(operator, pending.cert_id, 1).wait()
     rejected = fake_submission(3000)
-    registry.submit(vendor, rejected)
-    registry.reject_batch(operator, [rejected.cert_id], [2])
-    registry.reject(vendor, rejected.cert_id, 2)
+    registry.submit(vendor, rejected).wait()
+    registry.reject_batch(operator, [rejected.cert_id], [2]).wait()
+    registry.reject(vendor, rejected.cert_id, 2).wait()
 
-    receipt = registry.endorse_batch(vendor, [active.cert_id, rejected.cert_id, pending.cert_id])
+    receipt = registry.endorse_batch(
+        vendor, [active.cert_id, rejected.cert_id, pending.cert_id]
+    ).wait()
     assert events(receipt) == [endorsed(pending.cert_id, vendor.address, 1, Status.PENDING)]
     # A batch where every certificate is already decided changes nothing and emits nothing.
     before = ledger_state(registry, [active.cert_id, rejected.cert_id])
-    assert registry.endorse_batch(vendor, [active.cert_id, rejected.cert_id]).events == []
+    assert registry.endorse_batch(vendor, [active.cert_id, rejected.cert_id]).wait().events == []
     assert ledger_state(registry, [active.cert_id, rejected.cert_id])[1:] == before[1:]
     assert not registry.has_voted(active.cert_id, vendor.address)
 
@@ -764,15 +769,19 @@ def test_endorse_batch_skips_decided_certificates_without_an_event(
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        pytest.param(lambda r, a, c: r.endorse_batch(a, [c, c]), "voted", id="endorse-twice"),
-        pytest.param(lambda r, a, c: r.reject_batch(a, [c, c], [1, 1]), "voted", id="reject-twice"),
         pytest.param(
-            lambda r, a, c: r.endorse_batch(a, [c, fake_submission(404).cert_id]),
+            lambda r, a, c: r.endorse_batch(a, [c, c]).wait(), "voted", id="endorse-twice"
+        ),
+        pytest.param(
+            lambda r, a, c: r.reject_batch(a, [c, c], [1, 1]).wait(), "voted", id="reject-twice"
+        ),
+        pytest.param(
+            lambda r, a, c: r.endorse_batch(a, [c, fake_submission(404).cert_id]).wait(),
             "unknown",
             id="endorse-unknown",
         ),
         pytest.param(
-            lambda r, a, c: r.reject_batch(a, [c, fake_submission(404).cert_id], [1, 1]),
+            lambda r, a, c: r.reject_batch(a, [c, fake_submission(404).cert_id], [1, 1]).wait(),
             "unknown",
             id="reject-unknown",
         ),
@@ -781,10 +790,11 @@ def test_endorse_batch_skips_decided_certificates_without_an_event(
 def test_a_vote_batch_with_a_bad_entry_reverts_as_a_whole(
     registry: Registry, pending: Submission, operator: LocalAccount, call: Any, error: str
 ) -> None:
-    expected = {
+    cases: dict[str, tuple[type[errors.ContractError], dict[str, Any]]] = {
         "voted": (errors.AlreadyVoted, {"certId": pending.cert_id, "validator": operator.address}),
         "unknown": (errors.UnknownCertificate, {"certId": fake_submission(404).cert_id}),
-    }[error]
+    }
+    expected = cases[error]
     before = ledger_state(registry, [pending.cert_id])
     with refused(expected[0], **expected[1]):
         call(registry, operator, pending.cert_id)
@@ -797,9 +807,9 @@ def test_reject_batch_rejects_each_with_its_reason(
 ) -> None:
     batch = [fake_submission(200 + i) for i in range(3)]
     ids = [s.cert_id for s in batch]
-    registry.submit_batch(vendor, batch)
-    registry.reject_batch(operator, ids, [11, 12, 13])
-    receipt = registry.reject_batch(ca, ids, [21, 22, 23])
+    registry.submit_batch(vendor, batch).wait()
+    registry.reject_batch(operator, ids, [11, 12, 13]).wait()
+    receipt = registry.reject_batch(ca, ids, [21, 22, 23]).wait()
     assert [
         (e.args["reasonCode"], e.args["rejections"], e.args["status"]) for e in receipt.events
     ] == [
@@ -809,7 +819,7 @@ def test_reject_batch_rejects_each_with_its_reason(
     ]
     assert [registry.status_of(c).reason for c in ids] == [21, 22, 23]
     # Decided certificates are skipped, as in endorseBatch.
-    assert registry.reject_batch(vendor, ids, [1, 1, 1]).events == []
+    assert registry.reject_batch(vendor, ids, [1, 1, 1]).wait().events == []
 
 
 @pytest.mark.parametrize(("codes", "got"), [([1], 1), ([1, 2, 3], 3), ([], 0)])
@@ -818,16 +828,16 @@ def test_reject_batch_with_mismatched_lengths_is_refused(
 ) -> None:
     ids = [pending.cert_id, fake_submission(5000).cert_id]
     with refused(errors.LengthMismatch, expected=2, got=got):
-        registry.reject_batch(operator, ids, codes)
+        registry.reject_batch(operator, ids, codes).wait()
     assert registry.status_of(pending.cert_id).rejections == 0
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda r, a: r.submit_batch(a, []), id="submitBatch"),
-        pytest.param(lambda r, a: r.endorse_batch(a, []), id="endorseBatch"),
-        pytest.param(lambda r, a: r.reject_batch(a, [], []), id="rejectBatch"),
+        pytest.param(lambda r, a: r.submit_batch(a, []).wait(), id="submitBatch"),
+        pytest.param(lambda r, a: r.endorse_batch(a, []).wait(), id="endorseBatch"),
+        pytest.param(lambda r, a: r.reject_batch(a, [], []).wait(), id="rejectBatch"),
     ],
 )
 def test_an_empty_batch_is_refused(registry: Registry, vendor: LocalAccount, call: Any) -> None:
@@ -846,7 +856,7 @@ def test_a_submit_batch_skips_an_id_already_registered(
     fresh = [fake_submission(300 + i) for i in range(3)]
     duplicate = fresh[0] if duplicate_of == "inside-the-batch" else pending
     before = registry.status_of(pending.cert_id)
-    receipt = registry.submit_batch(vendor, [*fresh, duplicate])
+    receipt = registry.submit_batch(vendor, [*fresh, duplicate]).wait()
     assert [e.args["certId"] for e in receipt.events] == [s.cert_id for s in fresh]
     assert {registry.status_of(s.cert_id).status for s in fresh} == {Status.PENDING}
     assert registry.status_of(pending.cert_id) == before

@@ -34,8 +34,8 @@ from hypothesis.stateful import (
 )
 from registry_helpers import BOTH, deploy
 
+from dpki.chain.registry import Member, PendingTx, ProposalKind, Receipt, Registry, Status
 from dpki.errors import ContractError
-from dpki.registry import Member, ProposalKind, Receipt, Registry, Status
 
 GENESIS = ("Org 0", "Org 1", "Org 2", "Org 3")
 ACTORS = 6  # accounts[0..5]; 4 and 5 start outside
@@ -80,12 +80,15 @@ class RegistryMachine(RuleBasedStateMachine):
         statuses = {r.cert_id: (r.status, r.submitter) for r in self.registry.statuses(self.certs)}
         return Snapshot(tuple(self.registry.members()), self.registry.threshold(), statuses)
 
-    def _act(self, actor: int, call: Callable[[Registry, LocalAccount], Receipt]) -> Receipt | None:
+    def _act(
+        self, actor: int, call: Callable[[Registry, LocalAccount], PendingTx]
+    ) -> Receipt | None:
         """Run one call by one account and check what it may have changed."""
         account = self.accounts[actor]
         before = self._read()
+        receipt: Receipt | None
         try:
-            receipt = call(self.registry, account)
+            receipt = call(self.registry, account).wait()
         except ContractError:
             receipt = None
         after = self._read()
@@ -180,7 +183,7 @@ class RegistryMachine(RuleBasedStateMachine):
     def owner_action(self, actor: int, pick: int, op: str) -> None:
         if (cid := self._cert(pick)) is None:
             return
-        calls: dict[str, Callable[[Registry, LocalAccount], Receipt]] = {
+        calls: dict[str, Callable[[Registry, LocalAccount], PendingTx]] = {
             "revoke": lambda r, a: r.revoke(a, cid, 1),
             "suspend": lambda r, a: r.suspend(a, cid),
             "resume": lambda r, a: r.resume(a, cid),
@@ -258,10 +261,10 @@ class RegistryMachine(RuleBasedStateMachine):
         assert self.registry.validator_count() >= self.registry.threshold()
 
 
-def _propose(registry: Registry, account: LocalAccount, kind: ProposalKind, *args: Any) -> Receipt:
-    from registry_helpers import PROPOSE_FUNCTIONS
-
-    return registry.send(account, PROPOSE_FUNCTIONS[kind], *args)
+def _propose(
+    registry: Registry, account: LocalAccount, kind: ProposalKind, *args: Any
+) -> PendingTx:
+    return registry.propose(account, kind, *args)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from e2e import wait_until
 from inquiry_helpers import DPKI, Node, free_port
 
 from dpki.cli import main
-from dpki.devices import make_device
+from dpki.dev.devices import make_device
 from dpki.relying import Decision, LedgerTLSServer, Verifier
 
 
@@ -79,7 +79,7 @@ def test_cache_is_bounded_by_max_age(node: Node) -> None:
     short = Verifier(node.registry, max_age=0.3)
     for v in (cached, fresh, short):
         assert v.is_trusted(node.devices["spare"].der)
-    node.registry.suspend(node.accounts[0], spare)
+    node.registry.suspend(node.accounts[0], spare).wait()
     try:
         decision = cached.decide(node.devices["spare"].der)
         assert decision.trusted and decision.cached  # within max age: the old answer
@@ -89,7 +89,7 @@ def test_cache_is_bounded_by_max_age(node: Node) -> None:
         cached.forget()
         assert not cached.is_trusted(spare.hex())
     finally:
-        node.registry.resume(node.accounts[0], spare)
+        node.registry.resume(node.accounts[0], spare).wait()
 
 
 # ---------------------------------------------------------------------- TLS device authentication
@@ -145,12 +145,12 @@ def test_tls_admits_only_devices_the_ledger_says_are_valid(
         # a device admitted once and revoked later is refused on its next connection
         assert isinstance(_connect(node, server, "spare", server_files[0]), bytes)
         if via == "chain":
-            node.registry.suspend(node.accounts[0], node.ids["spare"])
+            node.registry.suspend(node.accounts[0], node.ids["spare"]).wait()
             try:
                 assert isinstance(_connect(node, server, "spare", server_files[0]), str)
                 wait_until(lambda: "is suspended" in refused[-1], 10, "the suspension refusal")
             finally:
-                node.registry.resume(node.accounts[0], node.ids["spare"])
+                node.registry.resume(node.accounts[0], node.ids["spare"]).wait()
     finally:
         server.stop()
 

@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from inquiry_helpers import DPKI, Node, put_on_ledger, write_key
+from inquiry_helpers import DPKI, Node, put_on_ledger, self_signed, write_key
 
-from dpki.devices import Device, make_device
+from dpki.dev.devices import Device, make_device
 from dpki.errors import ConfigError
 from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
-from dpki.policy import evaluate
-from dpki.store import Store
+from dpki.inquiry.store import Store
+from dpki.pki.policy import evaluate
 
 
 def test_created_on_first_start_then_reused(tmp_path: Path) -> None:
@@ -41,21 +41,6 @@ def test_created_on_first_start_then_reused(tmp_path: Path) -> None:
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
-def _self_signed(key: PrivateKey, *, days: int = 30) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "responder")])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=60))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-
-
 def test_refuses_half_a_pair_a_foreign_key_and_an_expired_certificate(tmp_path: Path) -> None:
     key, cert = tmp_path / "r.key", tmp_path / "r.pem"
     load_or_create_identity(key, cert)
@@ -68,14 +53,18 @@ def test_refuses_half_a_pair_a_foreign_key_and_an_expired_certificate(tmp_path: 
     old = ec.generate_private_key(ec.SECP256R1())
     write_key(tmp_path / "old.key", old)
     (tmp_path / "old.pem").write_bytes(
-        _self_signed(old, days=-1).public_bytes(serialization.Encoding.PEM)
+        self_signed(old, "responder", days=-1, since=dt.timedelta(days=60)).public_bytes(
+            serialization.Encoding.PEM
+        )
     )
     with pytest.raises(ConfigError, match=r"breaks the policy.*EXPIRED"):
         load_or_create_identity(tmp_path / "old.key", tmp_path / "old.pem")
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     write_key(tmp_path / "small.key", small)
     (tmp_path / "small.pem").write_bytes(
-        _self_signed(small).public_bytes(serialization.Encoding.PEM)
+        self_signed(small, "responder", since=dt.timedelta(days=60)).public_bytes(
+            serialization.Encoding.PEM
+        )
     )
     with pytest.raises(ConfigError, match="WEAK_KEY"):
         load_or_create_identity(tmp_path / "small.key", tmp_path / "small.pem")
@@ -89,18 +78,7 @@ def test_rsa_and_ed25519_responders_sign_verifiable_answers(tmp_path: Path, kind
         else ed25519.Ed25519PrivateKey.generate()
     )
     write_key(tmp_path / "r.key", key)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{kind} responder")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, None if kind == "ed25519" else hashes.SHA256())
-    )
+    certificate = self_signed(key, f"{kind} responder")
     (tmp_path / "r.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     identity = load_or_create_identity(tmp_path / "r.key", tmp_path / "r.pem")
     responder = OcspResponder(StatusIndex(Store(f"sqlite:///{tmp_path / 'i.sqlite'}")), identity)
@@ -158,7 +136,9 @@ def test_the_responder_certificate_goes_on_the_ledger_and_answers_for_itself(
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     responder_id = put_on_ledger(node.registry, node.accounts, Device(key, certificate))
-    assert node.registry.is_valid(responder_id)
+    record = node.registry.status_of(responder_id)
+    now = node.registry.block_timestamp()
+    assert node.registry.is_valid(responder_id), (record, now, node.registry.threshold())
     request = (
         ocsp.OCSPRequestBuilder()
         .add_certificate(certificate, certificate, hashes.SHA256())

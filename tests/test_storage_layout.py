@@ -10,8 +10,8 @@ import pytest
 import solcx
 from conftest import ROOT
 
-from dpki.build import SETTINGS, find_solc
-from dpki.registry import ARTIFACT_PATH
+from dpki.chain.registry import ARTIFACT_PATH
+from dpki.dev.build import SETTINGS, find_solc
 
 SOURCES = sorted((ROOT / "contracts").glob("*.sol"))
 LIFECYCLE = (ROOT / "contracts" / "CertificateLifecycle.sol").read_text()
@@ -29,9 +29,10 @@ def layout() -> dict[str, Any]:
         allow_paths=[str(ROOT)],
         base_path=str(ROOT),
     )
-    return output["contracts"]["contracts/CertificateRegistry.sol"]["CertificateRegistry"][
-        "storageLayout"
-    ]
+    found: dict[str, Any] = output["contracts"]["contracts/CertificateRegistry.sol"][
+        "CertificateRegistry"
+    ]["storageLayout"]
+    return found
 
 
 def constant(name: str) -> int:

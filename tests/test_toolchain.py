@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, fake_submission
 
-from dpki.build import ARTIFACT_PATH, compile_sources, source_hashes
-from dpki.devnet import find_tool
-from dpki.keys import dev_account
-from dpki.registry import Registry, load_artifact
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry, load_artifact
+from dpki.dev.build import ARTIFACT_PATH, compile_sources, source_hashes
+from dpki.dev.devnet import find_tool
 
 
 def test_artifact_sources_match_contracts() -> None:
@@ -49,9 +49,9 @@ def test_cast_calls_is_valid(registry: Registry, chain: str) -> None:
         return out.stdout.strip()
 
     assert is_valid() == "false"
-    registry.submit(dev_account(0), sub)
-    registry.endorse(dev_account(1), sub.cert_id)
-    registry.endorse(dev_account(2), sub.cert_id)
+    registry.submit(dev_account(0), sub).wait()
+    registry.endorse(dev_account(1), sub.cert_id).wait()
+    registry.endorse(dev_account(2), sub.cert_id).wait()
     assert is_valid() == "true"
 
 

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dpki.errors import DpkiError, ParseError
-from dpki.policy import Verdict, evaluate
-from dpki.x509 import (
+from dpki.pki.policy import Verdict, evaluate
+from dpki.pki.x509 import (
     NO_EXPIRY,
     CertificateFacts,
     cert_id,

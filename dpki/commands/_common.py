@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dpki.deployment import Deployment
+from dpki.chain.deployment import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.deployment import Deployment, DeploymentMember, default_path, roles_to_names
+from dpki.chain.keys import dev_account, load_keystore
+from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 from dpki.commands._common import deployment_option, echo_json, json_option
-from dpki.deployment import Deployment, DeploymentMember, default_path, roles_to_names
-from dpki.devnet import Devnet
+from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
-from dpki.keys import dev_account, load_keystore
-from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
-from dpki.x509 import normalize_organization
+from dpki.pki.x509 import normalize_organization
 
 __all__ = ["COMMANDS", "DEFAULT_ORGS", "deploy_devnet"]
 
@@ -25,8 +25,8 @@ BOTH = ROLE_VALIDATOR | ROLE_SUBMITTER
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Artifact path.")
 def build(out: Path | None) -> None:
     """Compile contracts/ into dpki/artifacts/CertificateRegistry.json."""
-    from dpki.build import ARTIFACT_PATH
-    from dpki.build import build as do_build
+    from dpki.dev.build import ARTIFACT_PATH
+    from dpki.dev.build import build as do_build
 
     path = do_build(out=out or ARTIFACT_PATH)
     click.echo(f"wrote {path}")

@@ -18,11 +18,11 @@ import click
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from dpki.chain.registry import Registry
 from dpki.errors import ParseError
-from dpki.ledger import chain_lookups
-from dpki.policy import IssuerLookup, StaticIssuers, evaluate
-from dpki.registry import Registry
-from dpki.x509 import CertificateFacts, load_certificates, load_facts
+from dpki.pki.issuers import chain_lookups
+from dpki.pki.policy import IssuerLookup, StaticIssuers, evaluate
+from dpki.pki.x509 import CertificateFacts, load_certificates, load_facts
 
 __all__ = ["check", "compromised_key_violations", "parse_at"]
 
@@ -36,9 +36,9 @@ def _ledger_lookup() -> tuple[IssuerLookup | None, Registry | None]:
     the certificates on the ledger whose subject is the checked certificate's issuer. The
     ledger's list of compromised keys is consulted too (KEY_COMPROMISED).
     """
-    from dpki.deployment import Deployment, default_path
+    from dpki.chain.deployment import Deployment, default_path
     from dpki.errors import ChainError, ConfigError
-    from dpki.ledger import LedgerIssuers
+    from dpki.pki.issuers import LedgerIssuers
 
     if not default_path().exists():
         return None, None

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dpki.commands._common import echo_json, json_option
-from dpki.demo import run_demo
+from dpki.dev.demo import run_demo
 
 __all__ = ["COMMANDS"]
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from eth_account.signers.local import LocalAccount
 
+from dpki.chain.deployment import Deployment, roles_from_names, roles_to_names
+from dpki.chain.registry import PendingTx, Proposal, ProposalKind, Registry, proposal_id_of
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
-from dpki.commands.lifecycle import REVOCATION_REASONS, as_option, keystore_option, resolve_cert_id
-from dpki.deployment import Deployment, roles_from_names, roles_to_names
+from dpki.commands.lifecycle import as_option, keystore_option, resolve_cert_id
 from dpki.errors import ConfigError
-from dpki.registry import Proposal, ProposalKind, Registry
-from dpki.x509 import normalize_organization
+from dpki.pki.codes import REVOCATION_REASONS
+from dpki.pki.x509 import normalize_organization
 
 __all__ = ["COMMANDS"]
 
@@ -118,7 +121,7 @@ def _proposer(name: str, kind: ProposalKind, params: list[click.Parameter], doc:
         account = deployment.signer(org, keystore)
         registry = deployment.registry_client()
         args = _proposal_args(kind, kwargs)
-        proposal_id = registry.propose(account, kind, *args)
+        proposal_id = proposal_id_of(registry.propose(account, kind, *args).wait())
         _report(registry, proposal_id, as_json, deployment)
 
     command.params[:0] = params
@@ -193,7 +196,9 @@ _proposer(
 )
 
 
-def _proposal_step(name: str, doc: str) -> click.Command:
+def _proposal_step(
+    name: str, step: Callable[[Registry, LocalAccount, int], PendingTx], doc: str
+) -> click.Command:
     """Build ``dpki approve`` / ``dpki execute``: one validator transaction on a proposal."""
 
     @click.command(name=name, help=doc)
@@ -211,17 +216,21 @@ def _proposal_step(name: str, doc: str) -> click.Command:
     ) -> None:
         deployment = load_deployment(deployment_path)
         registry = deployment.registry_client()
-        registry.send(deployment.signer(org, keystore), name, proposal_id)
+        step(registry, deployment.signer(org, keystore), proposal_id).wait()
         _report(registry, proposal_id, as_json, deployment)
 
     return command
 
 
 approve = _proposal_step(
-    "approve", "Approve a proposal as a validator; it executes when the quorum is reached."
+    "approve",
+    Registry.approve,
+    "Approve a proposal as a validator; it executes when the quorum is reached.",
 )
 execute = _proposal_step(
-    "execute", "Execute a proposal that has its quorum after the threshold was lowered."
+    "execute",
+    Registry.execute,
+    "Execute a proposal that has its quorum after the threshold was lowered.",
 )
 
 COMMANDS: list[click.Command] = [members, proposals, propose, approve, execute]

@@ -15,7 +15,7 @@ import click
 
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.errors import ConfigError, ParseError
-from dpki.store import DEFAULT_URL
+from dpki.inquiry.store import DEFAULT_URL
 
 if TYPE_CHECKING:
     from dpki.relying import Verifier
@@ -67,8 +67,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Follow registry events into the index (resumable, reorg-safe)."""
-    from dpki.indexer import Indexer, StepResult
-    from dpki.store import Store
+    from dpki.inquiry.indexer import Indexer, StepResult
+    from dpki.inquiry.store import Store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deployment = load_deployment(deployment_path)
@@ -198,7 +198,7 @@ def serve(
 
     from dpki.inquiry.app import CONFIG_ENV, ServeConfig
     from dpki.inquiry.ocsp import load_or_create_identity
-    from dpki.store import Store
+    from dpki.inquiry.store import Store
 
     store = Store(db_url)  # creates or migrates the schema once, before any worker
     here = _beside(db_url)
@@ -221,7 +221,7 @@ def serve(
     )
     os.environ[CONFIG_ENV] = config.to_env()
     if follow and deployment is not None:
-        from dpki.indexer import Indexer
+        from dpki.inquiry.indexer import Indexer
 
         idx = Indexer(deployment.registry_client(), store, deployment.deploy_block)
         threading.Thread(target=idx.run, daemon=True, name="indexer").start()
@@ -276,7 +276,7 @@ def _beside(db_url: str) -> Path:
 @json_option
 def verify(certificate: Path, via: str, deployment_path: Path | None, as_json: bool) -> None:
     """Decide trust in a presented certificate from its ledger status (exit 0 trusted, 1 not)."""
-    from dpki.x509 import load_facts
+    from dpki.pki.x509 import load_facts
 
     found = load_facts(certificate)
     if len(found) != 1:

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from eth_account.signers.local import LocalAccount
 
+from dpki.chain.deployment import Deployment
+from dpki.chain.registry import CertificateStatus, PendingTx, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.commands.check import compromised_key_violations
-from dpki.deployment import Deployment
 from dpki.errors import ConfigError, DpkiError, ParseError
-from dpki.ledger import LedgerIssuers, chain_lookups
-from dpki.policy import StaticIssuers, evaluate
-from dpki.provision import SubmitOutcome, submission_for, submit_all
-from dpki.registry import CertificateStatus, Registry, Status, as_cert_id
-from dpki.x509 import CertificateFacts, load_facts
+from dpki.pki.codes import REVOCATION_REASONS, reason_label
+from dpki.pki.issuers import LedgerIssuers, chain_lookups
+from dpki.pki.policy import StaticIssuers, evaluate
+from dpki.pki.x509 import CertificateFacts, load_facts
+from dpki.submission import SubmitOutcome, submission_for, submit_all
 
-__all__ = ["COMMANDS", "REVOCATION_REASONS", "resolve_cert_id"]
+__all__ = ["COMMANDS", "resolve_cert_id"]
 
-#: RFC 5280 CRLReason names usable with revoke (certificateHold is `suspend`)
-REVOCATION_REASONS = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "privilegeWithdrawn": 9,
-    "aACompromise": 10,
-}
-_REASON_NAMES = {v: k for k, v in REVOCATION_REASONS.items()} | {6: "certificateHold"}
 
 as_option = click.option(
     "--as",
@@ -92,22 +83,11 @@ def status_json(
         "not_before": _iso(record.not_before) if record.status is not Status.NONE else None,
         "not_after": _iso(record.not_after) if record.status is not Status.NONE else None,
         "updated_at": _iso(record.updated_at) if record.status is not Status.NONE else None,
-        "reason": _reason_label(record) if record.reason else None,
+        "reason": reason_label(record.status, record.reason),
         "replaces": record.replaces.hex() if record.replaces else None,
         "replaced_by": (rb.hex() if (rb := registry.replaced_by(record.cert_id)) else None),
         "checked_at": _iso(now),
     }
-
-
-def _reason_label(record: CertificateStatus) -> str:
-    if record.status is Status.REJECTED:
-        from dpki.policy import code_name
-
-        try:
-            return code_name(record.reason)
-        except DpkiError:
-            return str(record.reason)
-    return _REASON_NAMES.get(record.reason, str(record.reason))
 
 
 def _iso(ts: int) -> str:
@@ -279,12 +259,17 @@ def status(certificate: str, deployment_path: Path | None, as_json: bool) -> Non
 
 
 def _act(
-    deployment: Deployment, org: str, keystore: Path | None, fn: str, cert: str, *extra: Any
+    deployment: Deployment,
+    org: str,
+    keystore: Path | None,
+    act: Callable[..., PendingTx],
+    cert: str,
+    *extra: Any,
 ) -> tuple[Registry, bytes]:
     cert_id, _ = resolve_cert_id(cert)
     account = deployment.signer(org, keystore)
     registry = deployment.registry_client()
-    registry.send(account, fn, cert_id, *extra)
+    act(registry, account, cert_id, *extra).wait()
     return registry, cert_id
 
 
@@ -322,18 +307,19 @@ def revoke(
     """Revoke a certificate your organization submitted (FILE or ID)."""
     deployment = load_deployment(deployment_path)
     registry, cid = _act(
-        deployment, org, keystore, "revoke", certificate, REVOCATION_REASONS[reason]
+        deployment, org, keystore, Registry.revoke, certificate, REVOCATION_REASONS[reason]
     )
     if reason == "keyCompromise":  # list the key on the ledger: no later certificate may use it
         der = registry.submitted_der(cid, deployment.deploy_block)
         if der is not None:
-            registry.report_key_compromise(deployment.signer(org, keystore), der)
+            registry.report_key_compromise(deployment.signer(org, keystore), der).wait()
     _after(registry, cid, as_json)
 
 
-def _status_change(name: str, doc: str, fn: str | None = None) -> click.Command:
-    """Build a one-certificate command (``dpki suspend``, ``resume``, ``withdraw``, ...): one
-    transaction ``fn`` (default: ``name``) by the member."""
+def _status_change(
+    name: str, act: Callable[[Registry, LocalAccount, bytes], PendingTx], doc: str
+) -> click.Command:
+    """Build ``dpki suspend`` / ``dpki resume``: one transaction by the submitting member."""
 
     @click.command(name=name, help=doc)
     @click.argument("certificate")
@@ -349,33 +335,39 @@ def _status_change(name: str, doc: str, fn: str | None = None) -> click.Command:
         as_json: bool,
     ) -> None:
         deployment = load_deployment(deployment_path)
-        registry, cid = _act(deployment, org, keystore, fn or name, certificate)
+        registry, cid = _act(deployment, org, keystore, act, certificate)
         _after(registry, cid, as_json)
 
     return command
 
 
 suspend = _status_change(
-    "suspend", "Suspend an active certificate your organization submitted (X.1409 A.1)."
+    "suspend",
+    Registry.suspend,
+    "Suspend an active certificate your organization submitted (X.1409 A.1).",
 )
-resume = _status_change("resume", "Resume a suspended certificate your organization submitted.")
+resume = _status_change(
+    "resume", Registry.resume, "Resume a suspended certificate your organization submitted."
+)
 withdraw = _status_change(
     "withdraw",
+    Registry.withdraw,
     "Withdraw a pending certificate your organization submitted (its id may be sent again).",
 )
 settle = _status_change(
     "settle",
+    Registry.settle,
     "Decide a pending certificate from the current validators' votes (validators only).",
 )
 authorize_issuer = _status_change(
     "authorize-issuer",
+    Registry.authorize_issuer,
     "Let another member's active CA (FILE or ID) vouch for certificates naming your organization.",
-    fn="authorizeIssuer",
 )
 deauthorize_issuer = _status_change(
     "deauthorize-issuer",
+    Registry.deauthorize_issuer,
     "Withdraw your organization's authorisation of a CA (FILE or ID).",
-    fn="deauthorizeIssuer",
 )
 
 
@@ -446,7 +438,7 @@ def renew(
                 click.echo(f"  {v.code}: {v.message}", err=True)
             raise SystemExit(1)
     account = deployment.signer(org, keystore)
-    registry.send(account, "renew", old_id, submission_for(f).as_tuple())
+    registry.renew(account, old_id, submission_for(f)).wait()
     _after(registry, bytes.fromhex(f.id), as_json)
 
 

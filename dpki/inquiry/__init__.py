@@ -1,8 +1,6 @@
-"""The inquiry node: JSON API, OCSP responder and web page over the index."""
+"""The inquiry node: an index that mirrors the ledger, served as JSON, OCSP and a web page.
 
-from __future__ import annotations
-
-from dpki.inquiry.app import ServeConfig, create_app
-from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
-
-__all__ = ["OcspResponder", "ServeConfig", "StatusIndex", "create_app", "load_or_create_identity"]
+``indexer`` follows the ledger into the index (``schema``, ``projection``, ``queries``,
+``store``); ``app`` serves it (``ocsp``, ``views``, ``web``). Nothing is imported here, so
+that the indexer does not load the web stack.
+"""

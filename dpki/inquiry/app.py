@@ -25,11 +25,13 @@ import requests
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
+from dpki import __version__
+from dpki.chain.registry import Status
 from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
-from dpki.inquiry.views import certificate_json, iso, reason_label, summary_json
-from dpki.registry import Status
-from dpki.store import UNAVAILABLE, Store
+from dpki.inquiry.store import UNAVAILABLE, Store
+from dpki.inquiry.views import certificate_json, iso, summary_json
+from dpki.pki.codes import reason_label
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 
@@ -142,7 +144,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
 
     api = FastAPI(
         title="DPKI inquiry node",
-        version="1",
+        version=__version__,
         summary="Certificate and status inquiry over the consortium ledger's index",
         lifespan=lifespan,
     )

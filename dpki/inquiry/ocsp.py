@@ -34,8 +34,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dpki.errors import ConfigError
-from dpki.registry import Status
-from dpki.store import Store
+from dpki.inquiry.store import Store
+from dpki.pki.codes import CRL_REASONS, Status
 
 __all__ = [
     "MALFORMED",
@@ -55,18 +55,27 @@ INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
     ocsp.OCSPResponseStatus.INTERNAL_ERROR
 ).public_bytes(serialization.Encoding.DER)
 
-_REASONS = {
-    1: x509.ReasonFlags.key_compromise,
-    2: x509.ReasonFlags.ca_compromise,
-    3: x509.ReasonFlags.affiliation_changed,
-    4: x509.ReasonFlags.superseded,
-    5: x509.ReasonFlags.cessation_of_operation,
-    6: x509.ReasonFlags.certificate_hold,
-    8: x509.ReasonFlags.remove_from_crl,
-    9: x509.ReasonFlags.privilege_withdrawn,
-    10: x509.ReasonFlags.aa_compromise,
-}
 _MAX_CACHE = 200_000
+_HOLD = 6  # RFC 5280 certificateHold: a suspension
+_SUPERSEDED = 4  # RFC 5280 superseded: a renewal replaced it
+
+
+def revocation_reason(status: int, reason: int) -> x509.ReasonFlags | None:
+    """Return the OCSP revocationReason of a ledger status (None where there is none).
+
+    The names come from :data:`dpki.pki.codes.CRL_REASONS`; ``unspecified`` is left out, as
+    RFC 5280 section 5.3.1 advises.
+    """
+    if status == Status.SUSPENDED:
+        number = _HOLD
+    elif status == Status.SUPERSEDED:
+        number = _SUPERSEDED
+    elif status == Status.REVOKED:
+        number = reason
+    else:
+        return None
+    name = CRL_REASONS.get(number)
+    return None if name in (None, "unspecified") else x509.ReasonFlags(name)
 
 
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -161,7 +170,7 @@ def _spki(public: Any) -> bytes:
 
 def _check_policy(cert: x509.Certificate, path: Path) -> None:
     """Refuse a responder certificate the consortium policy would not accept."""
-    from dpki.policy import evaluate
+    from dpki.pki.policy import evaluate
 
     verdict = evaluate(cert, organization=None, at=dt.datetime.now(dt.UTC))
     if not verdict.ok:
@@ -330,12 +339,7 @@ class OcspResponder:
         else:
             cert_status = ocsp.OCSPCertStatus.REVOKED
             revoked_at = dt.datetime.fromtimestamp(state.updated_at, dt.UTC)
-            if state.status == Status.SUSPENDED:
-                reason = x509.ReasonFlags.certificate_hold
-            elif state.status == Status.SUPERSEDED:
-                reason = x509.ReasonFlags.superseded
-            elif state.status == Status.REVOKED:
-                reason = _REASONS.get(state.reason)
+            reason = revocation_reason(state.status, state.reason)
         builder = (
             ocsp.OCSPResponseBuilder()
             .add_response_by_hash(

@@ -7,23 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dpki.registry import Status
+from dpki.pki.codes import Status, reason_label
 
-__all__ = ["REASON_NAMES", "certificate_json", "iso", "pem", "reason_label", "summary_json"]
-
-#: RFC 5280 CRLReason names (certificateHold is a suspension)
-REASON_NAMES = {
-    0: "unspecified",
-    1: "keyCompromise",
-    2: "cACompromise",
-    3: "affiliationChanged",
-    4: "superseded",
-    5: "cessationOfOperation",
-    6: "certificateHold",
-    8: "removeFromCRL",
-    9: "privilegeWithdrawn",
-    10: "aACompromise",
-}
+__all__ = ["certificate_json", "iso", "pem", "summary_json"]
 
 
 def iso(ts: int | None) -> str | None:
@@ -41,21 +27,6 @@ def pem(der: bytes) -> str:
     body = base64.b64encode(der).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
-
-
-def reason_label(status: int, reason: int) -> str | None:
-    """Return the reason of a status in words (policy code number for a rejection)."""
-    if status in (Status.PENDING, Status.ACTIVE) or (status == Status.REJECTED and not reason):
-        return None
-    if status == Status.REJECTED:
-        from dpki.errors import DpkiError
-        from dpki.policy import code_name
-
-        try:
-            return code_name(reason)
-        except DpkiError:
-            return str(reason)
-    return REASON_NAMES.get(reason, str(reason))
 
 
 def _valid(row: dict[str, Any], now: int) -> bool:

@@ -3,13 +3,13 @@
 :func:`evaluate` checks one certificate at one instant and returns a :class:`Verdict`
 listing every :class:`Violation` found (it does not stop at the first). Each violation has
 a stable code (``WEAK_KEY``) and a sentence saying what was got and what was wanted;
-validators put the code's number from :data:`REASON_CODES` on the ledger when they
-reject a submission.
+validators put the code's number from :data:`dpki.pki.codes.REJECTION_REASONS` on the
+ledger when they reject a submission.
 
 Decisions written down here so that every validator applies the same rules:
 
 * ``ORG_MISMATCH`` applies to self-issued certificates (issuer DN equals subject DN) that
-  no looked-up issuer signed. Both names go through :func:`dpki.x509.normalize_organization`
+  no looked-up issuer signed. Both names go through :func:`dpki.pki.x509.normalize_organization`
   (NFC, surrounding Unicode white space stripped) and are then compared exactly (case
   matters). A subject without O (or with an empty O) is not a mismatch; every O attribute
   of the subject must match; with ``organization=None`` the rule is skipped.
@@ -50,11 +50,11 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from dpki.errors import PolicyError
-from dpki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
+from dpki.pki.codes import REJECTION_REASONS
+from dpki.pki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
 
 __all__ = [
     "DEFAULT",
-    "REASON_CODES",
     "UNDERSTOOD_EXTENSIONS",
     "IssuerCandidate",
     "IssuerLookup",
@@ -62,37 +62,9 @@ __all__ = [
     "StaticIssuers",
     "Verdict",
     "Violation",
-    "code_name",
     "evaluate",
 ]
 
-#: stable numbers of the violation codes, as validators put them on the ledger when they
-#: reject; 0 is "unspecified". MALFORMED (15) is for submissions whose bytes do not parse.
-REASON_CODES: Final[dict[str, int]] = {
-    "ORG_MISMATCH": 1,
-    "KU_SIGNATURE_WITHOUT_IDENTITY": 2,
-    "BAD_SIGNATURE": 3,
-    "UNKNOWN_ISSUER": 4,
-    "ISSUER_NOT_ACTIVE": 5,
-    "ISSUER_NOT_CA": 6,
-    "EXPIRED": 7,
-    "NOT_YET_VALID": 8,
-    "VALIDITY_TOO_LONG": 9,
-    "WEAK_KEY": 10,
-    "WEAK_SIGNATURE_HASH": 11,
-    "NOT_V3": 12,
-    "UNKNOWN_CRITICAL_EXTENSION": 13,
-    "CA_WITHOUT_KEYCERTSIGN": 14,
-    "MALFORMED": 15,
-    # set by validator nodes (ledger facts, not the certificate alone) and by the contract
-    "SUBMISSION_MISMATCH": 16,
-    "SUBMITTER_NOT_ACTIVE": 17,
-    "WITHDRAWN": 18,
-    "KEY_COMPROMISED": 19,
-    "ISSUER_NOT_AUTHORIZED": 20,
-    "NOT_ENTITLED": 21,
-}
-_CODE_NAMES: Final = {number: name for name, number in REASON_CODES.items()}
 
 #: extensions the engine understands when they are marked critical
 UNDERSTOOD_EXTENSIONS: Final[frozenset[str]] = frozenset(
@@ -117,18 +89,6 @@ _CURVE_ALIASES: Final = {
     "prime256v1": "secp256r1",
 }
 _SIGNING_USAGES: Final = ("digitalSignature", "contentCommitment", "keyCertSign", "cRLSign")
-
-
-def code_name(number: int) -> str:
-    """Return the violation code with this ledger number (0 is ``UNSPECIFIED``)."""
-    if number == 0:
-        return "UNSPECIFIED"
-    try:
-        return _CODE_NAMES[number]
-    except KeyError:
-        raise PolicyError(
-            f"got reason number {number}; want 0 or one of 1..{max(_CODE_NAMES)}"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +144,7 @@ class Violation:
     @property
     def number(self) -> int:
         """Return the ledger number of the code."""
-        return REASON_CODES[self.code]
+        return REJECTION_REASONS[self.code]
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +256,7 @@ def evaluate(
         # the signature could not be tried because of the key or algorithm: say that once
         del found["BAD_SIGNATURE"]
 
-    violations = tuple(Violation(code, found[code]) for code in REASON_CODES if code in found)
+    violations = tuple(Violation(code, found[code]) for code in REJECTION_REASONS if code in found)
     return Verdict(ok=not violations, violations=violations, facts=f)
 
 

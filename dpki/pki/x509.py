@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import (
     x25519,
 )
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from dpki.errors import ParseError
@@ -57,8 +57,10 @@ __all__ = [
     "load_certificates",
     "load_facts",
     "normalize_organization",
+    "ocsp_hashes",
     "organization_hash",
     "read_source",
+    "spki_key_bits",
     "split_der",
     "validity_seconds",
     "verifies_under",
@@ -596,6 +598,38 @@ def _header(buf: bytes, pos: int) -> tuple[int, int]:
         length = int.from_bytes(buf[start : start + count], "big")
         start += count
     return start, start + length
+
+
+def spki_key_bits(spki: bytes) -> bytes:
+    """Return the subjectPublicKey BIT STRING contents (no unused-bits octet) of an SPKI."""
+    pos = _header(spki, 0)[0]
+    pos = _header(spki, pos)[1]  # skip AlgorithmIdentifier
+    start, end = _header(spki, pos)
+    if end > len(spki):
+        raise IndexError("subjectPublicKey runs past the end of the SubjectPublicKeyInfo")
+    return spki[start + 1 : end]
+
+
+def ocsp_hashes(certificate: x509.Certificate) -> dict[str, str | None]:
+    """Return the name and key hashes OCSP CertIDs carry (sha1 and sha256, hex).
+
+    ``subject_name_*`` and ``key_*`` describe the certificate as an issuer;
+    ``issuer_name_*`` describe its issuer's name.
+    """
+    subject = certificate.subject.public_bytes()
+    issuer = certificate.issuer.public_bytes()
+    try:
+        spki = certificate.public_key().public_bytes(_DER, PublicFormat.SubjectPublicKeyInfo)
+        bits: bytes | None = spki_key_bits(spki)
+    except Exception:  # an algorithm cryptography cannot load: no key hash
+        bits = None
+    return {
+        "subject_name_sha1": hashlib.sha1(subject).hexdigest(),
+        "key_sha1": hashlib.sha1(bits).hexdigest() if bits is not None else None,
+        "key_sha256": hashlib.sha256(bits).hexdigest() if bits is not None else None,
+        "issuer_name_sha1": hashlib.sha1(issuer).hexdigest(),
+        "issuer_name_sha256": hashlib.sha256(issuer).hexdigest(),
+    }
 
 
 def _tbs_parts(der: bytes) -> tuple[bytes, bytes, bytes]:

@@ -1,14 +1,18 @@
-"""Read certificates back from the ledger: the bytes come from submission events."""
+"""Issuer look-ups: certificates on the ledger by subject (the bytes come from submission
+events), and candidate issuer keys by subject name hash for the inquiry index."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dpki.policy import IssuerCandidate, IssuerLookup
-from dpki.registry import Registry, Status
+from dpki.chain.registry import Registry, Status
+from dpki.pki.policy import IssuerCandidate, IssuerLookup
+from dpki.pki.x509 import verifies_under
 
-__all__ = ["LedgerIssuers", "chain_lookups"]
+__all__ = ["IssuerKeys", "LedgerIssuers", "chain_lookups"]
 
 _CHUNK = 5_000
 _DER = Encoding.DER
@@ -75,3 +79,37 @@ def chain_lookups(*lookups: IssuerLookup | None) -> IssuerLookup | None:
         return [candidate for lookup in present for candidate in lookup(certificate)]
 
     return both
+
+
+class IssuerKeys:
+    """Candidate issuers by subject name hash, parsed once, for signature checks.
+
+    The inquiry index uses it to find which certificate's key signed another (OCSP CertIDs
+    name the issuer by its key hash).
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, tuple[Any, str, str]]] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        """Add a certificate (a row's values) as a possible issuer."""
+        if values.get("key_sha1") and values.get("subject_name_sha1"):
+            self._by_name.setdefault(values["subject_name_sha1"], {})[values["id"]] = (
+                values["der"],
+                values["key_sha1"],
+                values["key_sha256"],
+            )
+
+    def issuer_of(self, der: bytes, issuer_name_sha1: str) -> tuple[str, str] | None:
+        """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``."""
+        options = self._by_name.get(issuer_name_sha1)
+        if not options:
+            return None
+        child = x509.load_der_x509_certificate(der)
+        for cid, (cand, key_sha1, key_sha256) in options.items():
+            if not isinstance(cand, x509.Certificate):
+                cand = x509.load_der_x509_certificate(cand)
+                options[cid] = (cand, key_sha1, key_sha256)
+            if verifies_under(child, cand):
+                return key_sha1, key_sha256
+        return None

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from dpki.chain.registry import Event, Registry
 from dpki.errors import ChainError, RpcUnavailable
-from dpki.registry import Event, Registry
-from dpki.store import KEEP_BLOCKS, UNAVAILABLE, BlockRef, Store
+from dpki.inquiry.store import KEEP_BLOCKS, UNAVAILABLE, BlockRef, Store
 
 __all__ = ["Indexer", "StepResult"]
 

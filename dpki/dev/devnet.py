@@ -36,7 +36,7 @@ def _node_modules() -> list[Path]:
     roots = []
     if os.environ.get("DPKI_NODE_MODULES"):
         roots.append(Path(os.environ["DPKI_NODE_MODULES"]))
-    roots.append(Path(__file__).resolve().parent.parent / "node_modules")
+    roots.append(Path(__file__).resolve().parents[2] / "node_modules")
     roots.append(Path.cwd() / "node_modules")
     return roots
 

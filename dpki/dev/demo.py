@@ -24,12 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dpki.chain.deployment import Deployment
+from dpki.chain.registry import Registry, Status
 from dpki.commands.chain import DEFAULT_ORGS, deploy_devnet
-from dpki.deployment import Deployment
-from dpki.devices import make_device
-from dpki.devnet import Devnet
+from dpki.dev.devices import make_device
+from dpki.dev.devnet import Devnet
 from dpki.errors import DpkiError
-from dpki.registry import Registry, Status
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -111,7 +111,7 @@ def _wait_for(
 def _gas_by_sender(registry: Registry, first: int, last: int) -> dict[str, int]:
     totals: dict[str, int] = {}
     for block in range(first, last + 1):
-        receipts = registry._request("eth_getBlockReceipts", [hex(block)]).get("result") or []
+        receipts = registry.rpc.request("eth_getBlockReceipts", [hex(block)]).get("result") or []
         for r in receipts:
             sender = r["from"].lower()
             totals[sender] = totals.get(sender, 0) + int(r["gasUsed"], 16)
@@ -207,9 +207,11 @@ def run_demo(
                 raise DpkiError(f"dpki submit --skip-check failed: {bad_run.stderr}")
             _wait_for(registry, [bad_id], Status.REJECTED, 120, "impostor certificate")
         record = registry.status_of(bad_id)
-        from dpki.policy import code_name
+        from dpki.pki.codes import rejection_name
 
-        say(f"impostor  rejected by {record.rejections} validators: {code_name(record.reason)}")
+        say(
+            f"impostor  rejected by {record.rejections} validators: {rejection_name(record.reason)}"
+        )
         last_block = registry.block_number()
 
         # the relying party: certificate -> id -> one view call
@@ -251,7 +253,7 @@ def run_demo(
             trusted_before=trusted,
             trusted_after=trusted_after,
             impostor_status=record.status.label,
-            impostor_reason=code_name(record.reason),
+            impostor_reason=rejection_name(record.reason),
             active=devices,
         )
 
@@ -276,9 +278,9 @@ def _inquiry(
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
 
-    from dpki.indexer import Indexer
+    from dpki.inquiry.indexer import Indexer
     from dpki.inquiry.ocsp import OcspResponder, StatusIndex, load_or_create_identity
-    from dpki.store import Store
+    from dpki.inquiry.store import Store
 
     store = Store(f"sqlite:///{workdir / 'index.sqlite'}")
     try:

@@ -29,7 +29,7 @@ __all__ = [
 
 SOLC_VERSION = "0.8.30"
 CONTRACT_NAME = "CertificateRegistry"
-ARTIFACT_PATH = Path(__file__).parent / "artifacts" / f"{CONTRACT_NAME}.json"
+ARTIFACT_PATH = Path(__file__).resolve().parent.parent / "artifacts" / f"{CONTRACT_NAME}.json"
 
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -41,11 +41,11 @@ SETTINGS: dict[str, Any] = {
 
 def repo_root() -> Path:
     """Return the source checkout this package lives in (where ``contracts/`` is)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "contracts").is_dir():
         raise ToolchainError(
-            f"no contracts/ folder next to {Path(__file__).parent}: building needs a source "
-            "checkout, not an installed package"
+            f"no contracts/ folder next to {Path(__file__).resolve().parents[1]}: building "
+            "needs a source checkout, not an installed package"
         )
     return root
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.keys import dev_account, load_keystore
+from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, Registry, connect
 from dpki.errors import ConfigError
-from dpki.keys import dev_account, load_keystore
-from dpki.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, Registry, connect
 
 __all__ = [
     "DEFAULT_PATH",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-from dpki.registry import PendingTx, Registry, Status, Submission
-from dpki.x509 import CertificateFacts, organization_hash, validity_seconds
+from dpki.chain.registry import PendingTx, Registry, Status, Submission
+from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
 
@@ -75,9 +75,9 @@ def submit_all(
     for start in range(0, len(fresh), batch_size):
         chunk = fresh[start : start + batch_size]
         if len(chunk) == 1:
-            pending = registry.transact(account, "submit", chunk[0].as_tuple())
+            pending = registry.submit(account, chunk[0])
         else:
-            pending = registry.transact(account, "submitBatch", [s.as_tuple() for s in chunk])
+            pending = registry.submit_batch(account, chunk)
         in_flight.append((chunk, pending))
     for chunk, pending in in_flight:
         receipt = pending.wait()

@@ -1,0 +1,1 @@
+"""Ledger client: JSON-RPC transport, ABI, transactions, the typed registry, deployment, keys."""

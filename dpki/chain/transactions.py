@@ -1,0 +1,183 @@
+"""Transactions signed from local keys: nonces, fees, gas estimates, receipts, revert replay.
+
+A local nonce counter per sender lets many transactions be in flight; :class:`PendingTx` is
+one that was sent, and ``wait()`` returns its :class:`Receipt` or raises the custom error it
+reverted with (replayed as a call on the block before).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+
+from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
+from dpki.chain.rpc import RpcClient, RpcFailure
+from dpki.errors import ChainError
+
+__all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction."""
+
+    tx_hash: bytes
+    block_number: int
+    gas_used: int
+    events: list[Event] = field(default_factory=list)
+    contract_address: str | None = None
+
+    def event(self, name: str) -> Event:
+        """Return the first event called ``name``."""
+        for ev in self.events:
+            if ev.name == name:
+                return ev
+        raise KeyError(f"no {name} event in transaction 0x{self.tx_hash.hex()}")
+
+
+class PendingTx:
+    """A transaction that was sent; ``wait()`` returns its receipt or raises its revert."""
+
+    def __init__(self, sender: Transactions, tx_hash: bytes, call: dict[str, Any]) -> None:
+        self.tx_hash = tx_hash
+        self.call = call
+        self._sender = sender
+        self._receipt: Receipt | None = None
+
+    def wait(self, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
+        """Block until mined; raise the decoded custom error if it reverted."""
+        if self._receipt is None:
+            self._receipt = self._sender.wait(self, timeout=timeout, poll=poll)
+        return self._receipt
+
+
+class NonceCounter:
+    """Local nonce per sender so transactions can be pipelined."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> int:
+        """Return the next nonce of ``address`` (asked of the node the first time)."""
+        with self._lock:
+            if address not in self._next:
+                count = self._rpc.request("eth_getTransactionCount", [address, "pending"])
+                if "error" in count:
+                    raise ChainError(f"eth_getTransactionCount failed: {count['error']}")
+                self._next[address] = int(count["result"], 16)
+            nonce = self._next[address]
+            self._next[address] = nonce + 1
+            return nonce
+
+    def forget(self, address: str) -> None:
+        """Ask the node again next time (after a transaction that never made it)."""
+        with self._lock:
+            self._next.pop(address, None)
+
+
+class Transactions:
+    """Sign, send and follow transactions through ``rpc``; reverts decode with ``abi``."""
+
+    def __init__(self, rpc: RpcClient, abi: ContractAbi) -> None:
+        self.rpc = rpc
+        self.abi = abi
+        self.nonces = NonceCounter(rpc)
+
+    def send(self, account: LocalAccount, to: str | None, data: bytes) -> PendingTx:
+        """Sign and send ``data`` to ``to`` (None: create a contract); return without waiting.
+
+        The call is estimated first, so a call the contract would refuse raises its custom
+        error here and never reaches the chain.
+        """
+        tx = self._build(account.address, to, data)
+        raw = account.sign_transaction(tx).raw_transaction
+        try:
+            tx_hash = self._send_raw(raw)
+        except ChainError:
+            self.nonces.forget(account.address)
+            raise
+        call: dict[str, Any] = {"from": account.address, "data": data}
+        if to is not None:
+            call["to"] = to
+        return PendingTx(self, tx_hash, call)
+
+    def _build(self, sender: str, to: str | None, data: bytes) -> dict[str, Any]:
+        call: dict[str, Any] = {"from": sender, "data": "0x" + data.hex()}
+        if to is not None:
+            call["to"] = to
+        response = self.rpc.request("eth_estimateGas", [call])
+        if "error" in response:
+            raise decode_revert(revert_data(RpcFailure(response["error"])), self.abi)
+        gas = int(response["result"], 16)
+        tx: dict[str, Any] = {
+            "from": sender,
+            "data": data,
+            "gas": gas + gas // 5 + 10_000,
+            "nonce": self.nonces.take(sender),
+            "chainId": self.rpc.chain_id,
+            "value": 0,
+        }
+        if to is not None:
+            tx["to"] = to
+        tx.update(self._fees())
+        return tx
+
+    def _fees(self) -> dict[str, int]:
+        base = self.rpc.block("latest").get("baseFeePerGas")
+        if base is None:  # a pre-London or free-gas network
+            price = int(self.rpc.request("eth_gasPrice", [])["result"], 16)
+            return {"gasPrice": price}
+        tip_response = self.rpc.request("eth_maxPriorityFeePerGas", [])
+        tip = int(tip_response["result"], 16) if "result" in tip_response else 0
+        return {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+
+    def _send_raw(self, raw: bytes) -> bytes:
+        response = self.rpc.request("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+        if "error" in response:
+            error = response["error"]
+            data = revert_data(RpcFailure(error))
+            if data:
+                raise decode_revert(data, self.abi)
+            raise ChainError(f"the node refused the transaction: {error.get('message', error)}")
+        return bytes.fromhex(str(response["result"]).removeprefix("0x"))
+
+    def wait(self, pending: PendingTx, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
+        """Wait for ``pending`` to be mined; raise its decoded revert when it failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.rpc.request("eth_getTransactionReceipt", ["0x" + pending.tx_hash.hex()])
+            raw = response.get("result")
+            if raw:
+                break
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"transaction 0x{pending.tx_hash.hex()} not mined after {timeout:.0f} s"
+                )
+            time.sleep(poll)
+        if int(raw["status"], 16) != 1:
+            block = int(raw["blockNumber"], 16)
+            call = dict(pending.call, data="0x" + pending.call["data"].hex())
+            replay = self.rpc.request("eth_call", [call, hex(block - 1)])
+            if "error" in replay:
+                raise decode_revert(revert_data(RpcFailure(replay["error"])), self.abi)
+            raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
+        return self.receipt(raw)
+
+    def receipt(self, raw: dict[str, Any]) -> Receipt:
+        """Return a JSON-RPC receipt with the contract's events decoded."""
+        events = [e for e in map(self.abi.decode_log, raw["logs"]) if e is not None]
+        created = raw.get("contractAddress")
+        return Receipt(
+            tx_hash=hex_bytes(raw["transactionHash"]) or b"",
+            block_number=int(raw["blockNumber"], 16),
+            gas_used=int(raw["gasUsed"], 16),
+            events=events,
+            contract_address=to_checksum_address(created) if created else None,
+        )

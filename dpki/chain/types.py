@@ -1,0 +1,144 @@
+"""The registry's records as Python values: submissions, statuses, members, proposals."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from dpki.errors import ConfigError
+from dpki.pki.codes import Status
+
+__all__ = [
+    "NO_EXPIRY",
+    "PROPOSAL_LIFETIME",
+    "ROLE_SUBMITTER",
+    "ROLE_VALIDATOR",
+    "CertificateStatus",
+    "Member",
+    "MemberSpec",
+    "Proposal",
+    "ProposalKind",
+    "Submission",
+    "as_cert_id",
+]
+
+ROLE_VALIDATOR = 1
+ROLE_SUBMITTER = 2
+NO_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z, IEEE 802.1AR "no well-defined expiration"
+#: seconds a proposal stays open (the contract's PROPOSAL_LIFETIME)
+PROPOSAL_LIFETIME = 7 * 24 * 3600
+
+
+class ProposalKind(enum.IntEnum):
+    """What a governance proposal does."""
+
+    ADD_MEMBER = 0
+    REMOVE_MEMBER = 1
+    SET_ROLES = 2
+    SET_THRESHOLD = 3
+    REVOKE = 4
+    SUSPEND = 5
+    RESUME = 6
+    AUTHORIZE_ISSUER = 7
+    DEAUTHORIZE_ISSUER = 8
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A certificate as submitted: the DER and the fields validators check against it."""
+
+    der: bytes
+    not_before: int
+    not_after: int
+    key_hash: bytes
+    org_hash: bytes
+
+    @property
+    def cert_id(self) -> bytes:
+        """Return sha256(DER), the id the contract will compute."""
+        return hashlib.sha256(self.der).digest()
+
+    def as_tuple(self) -> tuple[bytes, int, int, bytes, bytes]:
+        """Return the ABI tuple."""
+        return (self.der, self.not_before, self.not_after, self.key_hash, self.org_hash)
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    """The ledger record of one certificate (``statusOf``)."""
+
+    cert_id: bytes
+    status: Status
+    submitter: str | None
+    not_before: int
+    not_after: int
+    updated_at: int
+    endorsements: int
+    rejections: int
+    reason: int
+    replaces: bytes | None
+
+    def valid_at(self, when: int) -> bool:
+        """Return True when Active and ``when`` (unix seconds) is inside the window."""
+        return self.status is Status.ACTIVE and self.not_before <= when <= self.not_after
+
+
+@dataclass(frozen=True)
+class Member:
+    """A current consortium member."""
+
+    address: str
+    organization: str
+    roles: int
+    index: int
+
+    @property
+    def is_validator(self) -> bool:
+        """Return True when the member holds the VALIDATOR role."""
+        return bool(self.roles & ROLE_VALIDATOR)
+
+    @property
+    def is_submitter(self) -> bool:
+        """Return True when the member holds the SUBMITTER role."""
+        return bool(self.roles & ROLE_SUBMITTER)
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """A genesis member for deployment."""
+
+    address: str
+    organization: str
+    roles: int = ROLE_VALIDATOR | ROLE_SUBMITTER
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A governance proposal."""
+
+    proposal_id: int
+    kind: ProposalKind
+    proposer: str
+    executed: bool
+    cancelled: bool
+    approvals: int
+    account: str
+    roles: int
+    threshold: int
+    cert_id: bytes
+    reason: int
+    organization: str
+    deadline: int = 0
+
+
+def as_cert_id(value: str | bytes) -> bytes:
+    """Return a 32-byte certificate id from bytes or a 64-digit hex string (0x optional)."""
+    if isinstance(value, bytes | bytearray):
+        if len(value) != 32:
+            raise ConfigError(f"a certificate id is 32 bytes, got {len(value)}")
+        return bytes(value)
+    text = value.strip().lower().removeprefix("0x")
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ConfigError(f"a certificate id is 64 hex digits (sha256 of the DER), got {value!r}")
+    return bytes.fromhex(text)

@@ -1,0 +1,1 @@
+"""Development tooling: the embedded devnet, the demo, demo devices, the contract build."""

@@ -1,0 +1,321 @@
+"""The event-to-row projection: what registry events make of the index's rows, without SQL.
+
+:func:`project_range` applies the events of one block range to certificate rows held in
+memory and returns the rows to add (events, votes, history). It mirrors the contract's state
+machine from its events alone; :func:`member_rows` does the same for the membership. The
+store loads the rows, calls these and writes what they return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from dpki.chain.abi import Event
+from dpki.pki.codes import Status
+from dpki.pki.x509 import dn, ocsp_hashes
+
+__all__ = [
+    "CERT_EVENTS",
+    "MEMBER_EVENTS",
+    "MUTABLE",
+    "Batch",
+    "CertRow",
+    "apply_cert_event",
+    "args_from_json",
+    "args_json",
+    "cert_fields",
+    "event_row",
+    "hex_id",
+    "member_rows",
+    "project_range",
+]
+
+CERT_EVENTS = frozenset(
+    {
+        "CertificateSubmitted",
+        "CertificateEndorsed",
+        "CertificateRejected",
+        "CertificateStatusChanged",
+    }
+)
+MEMBER_EVENTS = frozenset({"MemberAdded", "MemberRemoved", "RolesChanged", "ThresholdChanged"})
+#: the columns a status change rewrites
+MUTABLE = (
+    # a Rejected id registered again (contract 2.0) changes its submission fields too
+    "submitter",
+    "key_hash",
+    "org_hash",
+    "not_before",
+    "not_after",
+    "replaces",
+    "submitted_block",
+    "submitted_at",
+    "status",
+    "reason",
+    "endorsements",
+    "rejections",
+    "replaced_by",
+    "updated_block",
+    "updated_at",
+    "revision",
+)
+
+
+@dataclass
+class CertRow:
+    """A certificate row as a dict of column values (mutated while events apply)."""
+
+    values: dict[str, Any]
+    new: bool = False
+    dirty: bool = False
+
+
+@dataclass
+class Batch:
+    """What one block range adds to the index."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    votes: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: (transaction, replaced id) -> the renewal that activated in that transaction
+    activated: dict[tuple[bytes, str], str] = field(default_factory=dict)
+    #: a member event is in the range (members and threshold are recomputed)
+    members_changed: bool = False
+
+
+def hex_id(value: bytes | bytearray) -> str:
+    """Return bytes as lower-case hex without 0x (ids and hashes in the index)."""
+    return bytes(value).hex()
+
+
+def cert_fields(der: bytes) -> dict[str, Any]:
+    """Return the parsed columns of a certificate row (``parse_error`` when it does not parse)."""
+    empty: dict[str, Any] = {
+        "subject": None,
+        "organization": None,
+        "common_name": None,
+        "issuer": None,
+        "serial": None,
+        "parse_error": None,
+        "self_issued": False,
+        "subject_name_sha1": None,
+        "key_sha1": None,
+        "key_sha256": None,
+        "issuer_name_sha1": None,
+        "issuer_name_sha256": None,
+        "issuer_key_sha1": None,
+        "issuer_key_sha256": None,
+    }
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        subject = cert.subject
+        orgs = subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+        cns = subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        self_issued = cert.issuer == subject
+        out = dict(
+            empty,
+            subject=dn(subject),
+            organization=str(orgs[0].value) if orgs else None,
+            common_name=str(cns[0].value) if cns else None,
+            issuer=dn(cert.issuer),
+            serial=format(cert.serial_number, "x"),
+            self_issued=self_issued,
+            **ocsp_hashes(cert),
+        )
+    except Exception as exc:  # the ledger may hold bytes that are no certificate
+        return dict(empty, parse_error=f"{type(exc).__name__}: {exc}"[:500])
+    if self_issued:
+        out["issuer_key_sha1"] = out["key_sha1"]
+        out["issuer_key_sha256"] = out["key_sha256"]
+    return out
+
+
+def args_json(args: dict[str, Any]) -> str:
+    """Return event arguments as JSON (bytes as 0x hex, the DER left out)."""
+    return json.dumps(
+        {
+            k: ("0x" + bytes(v).hex() if isinstance(v, bytes | bytearray) else v)
+            for k, v in args.items()
+            if k != "der"
+        },
+        sort_keys=True,
+    )
+
+
+def args_from_json(text: str) -> dict[str, Any]:
+    """Return event arguments from :func:`args_json` (32-byte values as bytes again)."""
+    out: dict[str, Any] = {}
+    for k, v in json.loads(text).items():
+        if isinstance(v, str) and v.startswith("0x") and len(v) == 66:
+            out[k] = bytes.fromhex(v[2:])
+        else:
+            out[k] = v
+    return out
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """Return the ``events`` row of an event (its arguments as JSON, the DER left out)."""
+    cid = event.args.get("certId")
+    return {
+        "block_number": event.block_number,
+        "log_index": event.log_index,
+        "block_hash": hex_id(event.block_hash),
+        "tx_hash": hex_id(event.tx_hash),
+        "name": event.name,
+        "cert_id": hex_id(cid) if isinstance(cid, bytes | bytearray) else None,
+        "args": args_json(event.args),
+    }
+
+
+def project_range(
+    rows: dict[str, CertRow],
+    events: Sequence[Event],
+    timestamps: dict[int, int],
+    revision: int,
+) -> Batch:
+    """Apply one block range's events (in order) to ``rows``; return the rows they add.
+
+    ``rows`` holds the current rows of every certificate the events name (new ones are
+    added to it); ``timestamps`` the time of every block the events are in.
+    """
+    batch = Batch()
+    for event in events:
+        batch.events.append(event_row(event))
+        if event.name in CERT_EVENTS:
+            apply_cert_event(rows, event, timestamps[event.block_number], revision, batch)
+        elif event.name in MEMBER_EVENTS:
+            batch.members_changed = True
+    return batch
+
+
+def member_rows(
+    events: Iterable[tuple[str, dict[str, Any], int]],
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Return the ``members`` rows and the threshold that member events make, in order.
+
+    Each event is (name, arguments, block number).
+    """
+    members: dict[str, dict[str, Any]] = {}
+    threshold: int | None = None
+    for name, args, block_number in events:
+        if name == "MemberAdded":
+            members[args["account"]] = {
+                "address": args["account"],
+                "organization": args["organization"],
+                "roles": args["roles"],
+                "idx": args["index"],
+                "active": True,
+                "since_block": block_number,
+            }
+        elif name == "MemberRemoved" and args["account"] in members:
+            members[args["account"]]["active"] = False
+        elif name == "RolesChanged" and args["account"] in members:
+            members[args["account"]]["roles"] = args["roles"]
+        elif name == "ThresholdChanged":
+            threshold = args["threshold"]
+    return list(members.values()), threshold
+
+
+def apply_cert_event(
+    rows: dict[str, CertRow], event: Event, timestamp: int, revision: int, batch: Batch
+) -> None:
+    """Apply one certificate event to the in-memory rows, adding vote and history rows."""
+    a = event.args
+    cid = hex_id(a["certId"])
+    common = {
+        "block_number": event.block_number,
+        "log_index": event.log_index,
+        "tx_hash": hex_id(event.tx_hash),
+        "cert_id": cid,
+        "timestamp": timestamp,
+    }
+    if event.name == "CertificateSubmitted":
+        der = bytes(a["der"])
+        replaces = hex_id(a["replaces"])
+        zero = "0" * 64
+        values = {
+            "id": cid,
+            "der": der,
+            "key_hash": hex_id(a["keyHash"]),
+            "org_hash": hex_id(a["orgHash"]),
+            "submitter": a["submitter"],
+            "not_before": int(a["notBefore"]),
+            "not_after": int(a["notAfter"]),
+            "replaces": None if replaces == zero else replaces,
+            "replaced_by": None,
+            "status": int(Status.PENDING),
+            "reason": 0,
+            "endorsements": 0,
+            "rejections": 0,
+            "submitted_block": event.block_number,
+            "submitted_at": timestamp,
+            "updated_block": event.block_number,
+            "updated_at": timestamp,
+            "revision": revision,
+            **cert_fields(der),
+        }
+        earlier = rows.get(cid)
+        if earlier is not None:  # registered again after a rejection or withdrawal
+            values = {**earlier.values, **{k: values[k] for k in MUTABLE if k in values}}
+        rows[cid] = CertRow(values, new=earlier is None or earlier.new, dirty=True)
+        batch.history.append(
+            dict(
+                common,
+                block_hash=hex_id(event.block_hash),
+                event="submitted",
+                actor=a["submitter"],
+                previous=0,
+                status=int(Status.PENDING),
+                reason=0,
+            )
+        )
+        return
+    row = rows.get(cid)
+    if row is None:  # an event for a certificate the index never saw submitted: keep the event
+        return
+    v = row.values
+    previous = v["status"]
+    if event.name == "CertificateEndorsed":
+        v["endorsements"] = int(a["endorsements"])
+        status, reason, actor = int(a["status"]), v["reason"], a["validator"]
+        batch.votes.append(dict(common, validator=actor, kind="endorsed", reason_code=None))
+        name = "endorsed"
+    elif event.name == "CertificateRejected":
+        v["rejections"] = int(a["rejections"])
+        status, actor = int(a["status"]), a["validator"]
+        reason = int(a["reasonCode"]) if status == Status.REJECTED else v["reason"]
+        batch.votes.append(
+            dict(common, validator=actor, kind="rejected", reason_code=int(a["reasonCode"]))
+        )
+        name = "rejected"
+    else:
+        status, reason, actor = int(a["status"]), int(a["reason"]), a["actor"]
+        name = Status(status).label
+        if status == Status.SUPERSEDED:  # as the contract does: in the renewal's activation
+            v["replaced_by"] = batch.activated.get((bytes(event.tx_hash), cid))
+        if status == Status.ACTIVE and previous == Status.SUSPENDED:
+            name = "resumed"
+            reason = 0
+    if status == Status.ACTIVE and previous == Status.PENDING and v.get("replaces"):
+        batch.activated[(bytes(event.tx_hash), v["replaces"])] = cid
+    v["status"], v["reason"] = status, reason
+    v["revision"] = revision
+    row.dirty = True
+    if status != previous:
+        v["updated_block"], v["updated_at"] = event.block_number, timestamp
+        batch.history.append(
+            dict(
+                common,
+                block_hash=hex_id(event.block_hash),
+                event=name,
+                actor=actor,
+                previous=previous,
+                status=status,
+                reason=reason,
+            )
+        )

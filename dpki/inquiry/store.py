@@ -1,0 +1,385 @@
+"""The inquiry node's index: a SQL mirror of the registry, rebuilt from its events alone.
+
+SQLite by default (``sqlite:///.dpki/index.sqlite``), PostgreSQL by URL
+(``postgresql+psycopg://user@host/db``). The schema (:mod:`dpki.inquiry.schema`) is created
+or checked on open; rows come from events through the pure projection
+(:mod:`dpki.inquiry.projection`); reads are in :mod:`dpki.inquiry.queries`.
+
+All writes for one block range go through :meth:`Store.commit_range` in one transaction
+together with the checkpoint, so a crash leaves either all of a range or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from dpki.chain.abi import Event
+from dpki.errors import ConfigError
+from dpki.inquiry.projection import (
+    CERT_EVENTS,
+    MEMBER_EVENTS,
+    MUTABLE,
+    Batch,
+    CertRow,
+    apply_cert_event,
+    args_from_json,
+    cert_fields,
+    hex_id,
+    member_rows,
+    project_range,
+)
+from dpki.inquiry.queries import Queries
+from dpki.inquiry.schema import (
+    DEFAULT_URL,
+    SCHEMA_VERSION,
+    UNAVAILABLE,
+    BlockRef,
+    StoreError,
+    blocks_table,
+    certificates_table,
+    create_schema,
+    events_table,
+    history_table,
+    members_table,
+    meta_table,
+    sqlite_pragmas,
+    votes_table,
+)
+from dpki.pki.codes import Status
+from dpki.pki.issuers import IssuerKeys
+from dpki.pki.x509 import ocsp_hashes
+
+__all__ = [
+    "DEFAULT_URL",
+    "KEEP_BLOCKS",
+    "SCHEMA_VERSION",
+    "UNAVAILABLE",
+    "BlockRef",
+    "CertRow",
+    "Store",
+    "StoreError",
+    "cert_fields",
+    "ocsp_hashes",
+]
+
+#: recent blocks whose hashes the index keeps, events or not: the deepest reorganization it
+#: can follow without reading everything again
+KEEP_BLOCKS = 256
+
+
+class Store(Queries):
+    """An index database: open it, write block ranges (queries: :class:`Queries`)."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, create: bool = True) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        except Exception as exc:
+            raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
+        if create:
+            create_schema(self.engine, self.safe_url)
+
+    @property
+    def safe_url(self) -> str:
+        """Return the URL without a password (for messages)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    @staticmethod
+    def _set_meta(db: sa.Connection, key: str, value: str) -> None:
+        done = db.execute(
+            meta_table.update().where(meta_table.c.key == key).values(value=value)
+        ).rowcount
+        if not done:
+            db.execute(meta_table.insert().values(key=key, value=value))
+
+    def bind_registry(self, chain_id: int, address: str, deploy_block: int) -> None:
+        """Record which registry this index mirrors; refuse an index of another one."""
+        wanted = f"{chain_id}:{address.lower()}"
+        with self.engine.begin() as db:
+            got = self.get_meta("registry", db)
+            if got is None:
+                self._set_meta(db, "registry", wanted)
+                self._set_meta(db, "deploy_block", str(deploy_block))
+            elif got != wanted:
+                raise StoreError(
+                    f"the index at {self.safe_url} mirrors registry {got}; this deployment is "
+                    f"{wanted}: use another --db"
+                )
+
+    # ------------------------------------------------------------------ writes
+
+    def commit_range(
+        self,
+        events: Sequence[Event],
+        blocks: dict[int, BlockRef],
+        checkpoint: BlockRef,
+    ) -> int:
+        """Apply ``events`` (all of one block range, in order) and move the checkpoint; return
+        how many events were applied. ``blocks`` holds every block the events are in.
+
+        One transaction: either all of it lands or none of it.
+        """
+        with self.engine.begin() as db:
+            revision = int(self.get_meta("revision", db) or 0) + 1
+            cert_ids = {hex_id(e.args["certId"]) for e in events if e.name in CERT_EVENTS}
+            rows = self._load_rows(db, cert_ids)
+            times = {number: block.timestamp for number, block in blocks.items()}
+            batch = project_range(rows, events, times, revision)
+            if batch.events:
+                db.execute(events_table.insert(), batch.events)
+            fresh = [r for r in rows.values() if r.new]
+            self._resolve_issuers(db, fresh)
+            self._write_rows(db, rows)
+            self._adopt_orphans(db, fresh, revision)
+            if batch.votes:
+                db.execute(votes_table.insert(), batch.votes)
+            if batch.history:
+                db.execute(history_table.insert(), batch.history)
+            if batch.members_changed:
+                self._rebuild_members(db)
+            self._save_blocks(db, [*blocks.values(), checkpoint])
+            self._prune_blocks(db, checkpoint.number - KEEP_BLOCKS)
+            self._set_meta(
+                db, "checkpoint", f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
+            )
+            if any(r.dirty for r in rows.values()):
+                self._set_meta(db, "revision", str(revision))
+        return len(events)
+
+    def rollback_to(self, ancestor: BlockRef | None, deploy_block: int) -> int:
+        """Forget every row from blocks after ``ancestor`` (None: everything); return how many
+        events were dropped. Certificates touched are rebuilt from their surviving events."""
+        after = ancestor.number if ancestor else deploy_block - 1
+        with self.engine.begin() as db:
+            revision = int(self.get_meta("revision", db) or 0) + 1
+            gone = db.execute(
+                sa.select(events_table.c.cert_id, events_table.c.name).where(
+                    events_table.c.block_number > after
+                )
+            ).all()
+            touched = {cid for cid, _ in gone if cid}
+            for table in (events_table, votes_table, history_table, blocks_table):
+                col = table.c.block_number if "block_number" in table.c else table.c.number
+                db.execute(table.delete().where(col > after))
+            if touched:
+                # rebuild renewals with what they renew (and back): replaced_by is set when
+                # the renewal's activation and the predecessor's supersession replay together
+                c = certificates_table
+                linked = db.execute(
+                    sa.select(c.c.id, c.c.replaces).where(
+                        c.c.replaces.is_not(None),
+                        sa.or_(c.c.id.in_(touched), c.c.replaces.in_(touched)),
+                    )
+                ).all()
+                touched |= {cid for cid, _ in linked} | {old for _, old in linked}
+                self._rebuild_certs(db, touched, revision)
+            if any(name in MEMBER_EVENTS for _, name in gone):
+                self._rebuild_members(db)
+            if ancestor is None:
+                db.execute(meta_table.delete().where(meta_table.c.key == "checkpoint"))
+            else:
+                self._set_meta(
+                    db, "checkpoint", f"{ancestor.number}:{ancestor.hash}:{ancestor.timestamp}"
+                )
+            self._set_meta(db, "revision", str(revision))
+            self._set_meta(db, "reorgs", str(int(self.get_meta("reorgs", db) or 0) + 1))
+        return len(gone)
+
+    def _rebuild_certs(self, db: sa.Connection, cert_ids: set[str], revision: int) -> None:
+        """Recompute certificate rows from their surviving events alone."""
+        c = certificates_table
+        survivors = db.execute(
+            sa.select(events_table)
+            .where(events_table.c.cert_id.in_(cert_ids))
+            .order_by(events_table.c.block_number, events_table.c.log_index)
+        ).all()
+        submitted = {r.cert_id for r in survivors if r.name == "CertificateSubmitted"}
+        gone = cert_ids - submitted
+        if gone:
+            db.execute(c.delete().where(c.c.id.in_(gone)))
+        rows = self._load_rows(db, submitted)
+        for row in rows.values():
+            row.values.update(
+                status=int(Status.PENDING),
+                reason=0,
+                endorsements=0,
+                rejections=0,
+                replaced_by=None,
+                updated_block=row.values["submitted_block"],
+                updated_at=row.values["submitted_at"],
+            )
+            row.dirty = True
+        times = dict(db.execute(sa.select(blocks_table.c.number, blocks_table.c.timestamp)).all())
+        scratch = Batch()
+        first_submission: set[str] = set()
+        for r in survivors:
+            if r.name == "CertificateSubmitted" and r.cert_id not in first_submission:
+                first_submission.add(r.cert_id)  # the loaded row already holds it
+                continue
+            event = Event(
+                name=r.name,
+                args=args_from_json(r.args),
+                block_number=r.block_number,
+                block_hash=bytes.fromhex(r.block_hash),
+                tx_hash=bytes.fromhex(r.tx_hash),
+                log_index=r.log_index,
+            )
+            apply_cert_event(rows, event, times.get(r.block_number, 0), revision, scratch)
+        for row in rows.values():
+            row.values["revision"] = revision
+        self._write_rows(db, rows)
+
+    def _load_rows(self, db: sa.Connection, cert_ids: Iterable[str]) -> dict[str, CertRow]:
+        ids = list(cert_ids)
+        out: dict[str, CertRow] = {}
+        cols = [certificates_table.c.id, *(certificates_table.c[k] for k in MUTABLE)]
+        for start in range(0, len(ids), 500):
+            for r in db.execute(
+                sa.select(*cols).where(certificates_table.c.id.in_(ids[start : start + 500]))
+            ):
+                out[r.id] = CertRow(dict(r._mapping))
+        return out
+
+    @staticmethod
+    def _write_rows(db: sa.Connection, rows: dict[str, CertRow]) -> None:
+        fresh = [r.values for r in rows.values() if r.new]
+        changed = [r.values for r in rows.values() if r.dirty and not r.new]
+        if fresh:
+            db.execute(certificates_table.insert(), fresh)
+        if changed:
+            c = certificates_table
+            stmt = (
+                c.update()
+                .where(c.c.id == sa.bindparam("_id"))
+                .values({k: sa.bindparam(f"_{k}") for k in MUTABLE})
+            )
+            db.execute(
+                stmt, [{"_id": v["id"], **{f"_{k}": v[k] for k in MUTABLE}} for v in changed]
+            )
+
+    @staticmethod
+    def _resolve_issuers(db: sa.Connection, rows: list[CertRow]) -> None:
+        """Set the issuer key hashes of new certificates issued by one in the index (OCSP
+        CertIDs carry them); runs before the new rows are written."""
+        issued = [
+            r.values
+            for r in rows
+            if not (r.values["self_issued"] or r.values["parse_error"])
+            and r.values["issuer_name_sha1"]
+        ]
+        if not issued:
+            return
+        names = sorted({v["issuer_name_sha1"] for v in issued})
+        candidates = IssuerKeys()
+        for r in rows:
+            if r.values["subject_name_sha1"] in names:
+                candidates.add(r.values)
+        c = certificates_table
+        for start in range(0, len(names), 500):
+            for cand in db.execute(
+                sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
+                .where(c.c.subject_name_sha1.in_(names[start : start + 500]))
+                .where(c.c.key_sha1.is_not(None))
+            ):
+                candidates.add(dict(cand._mapping))
+        for v in issued:
+            found = candidates.issuer_of(v["der"], v["issuer_name_sha1"])
+            if found is not None:
+                v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+    @staticmethod
+    def _adopt_orphans(db: sa.Connection, rows: list[CertRow], revision: int) -> None:
+        """Link certificates indexed before their issuer to an issuer that arrived now."""
+        names = sorted({r.values["subject_name_sha1"] for r in rows if r.values["key_sha1"]})
+        if not names:
+            return
+        fresh = {r.values["id"] for r in rows}
+        candidates = IssuerKeys()
+        for r in rows:
+            candidates.add(r.values)
+        c = certificates_table
+        linked = []
+        for start in range(0, len(names), 500):
+            for orphan in db.execute(
+                sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
+                    c.c.issuer_name_sha1.in_(names[start : start + 500]),
+                    c.c.issuer_key_sha1.is_(None),
+                    c.c.self_issued.is_(False),
+                    c.c.parse_error.is_(None),
+                )
+            ):
+                if orphan.id in fresh:
+                    continue
+                found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
+                if found is not None:
+                    linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
+        if linked:
+            db.execute(
+                c.update()
+                .where(c.c.id == sa.bindparam("_id"))
+                .values(
+                    issuer_key_sha1=sa.bindparam("_k1"),
+                    issuer_key_sha256=sa.bindparam("_k256"),
+                    revision=revision,  # so that responders reload the row
+                ),
+                linked,
+            )
+
+    @staticmethod
+    def _rebuild_members(db: sa.Connection) -> None:
+        """Recompute members and the threshold from the member events in the index."""
+        members, threshold = member_rows(
+            (r.name, json.loads(r.args), r.block_number)
+            for r in db.execute(
+                sa.select(events_table)
+                .where(events_table.c.name.in_(MEMBER_EVENTS))
+                .order_by(events_table.c.block_number, events_table.c.log_index)
+            )
+        )
+        db.execute(members_table.delete())
+        if members:
+            db.execute(members_table.insert(), members)
+        Store._set_meta(db, "threshold", str(threshold or 0))
+
+    @staticmethod
+    def _save_blocks(db: sa.Connection, blocks: Sequence[BlockRef]) -> None:
+        unique = {b.number: b for b in blocks}
+        if not unique:
+            return
+        db.execute(blocks_table.delete().where(blocks_table.c.number.in_(list(unique))))
+        db.execute(
+            blocks_table.insert(),
+            [
+                {"number": b.number, "hash": b.hash, "timestamp": b.timestamp}
+                for b in unique.values()
+            ],
+        )
+
+    def _prune_blocks(self, db: sa.Connection, keep_from: int) -> None:
+        """Forget event-less blocks below ``keep_from`` (checkpoints of empty ranges; QBFT
+        makes a block every few seconds). Blocks with events stay: their times date the
+        history when a reorganization rebuilds it. Only blocks newer than the last prune are
+        looked at, so each commit does a bounded amount of work."""
+        start = int(self.get_meta("pruned_below", db) or 0)
+        if keep_from <= start:
+            return
+        b = blocks_table
+        has_events = sa.select(events_table.c.block_number).where(
+            events_table.c.block_number == b.c.number
+        )
+        db.execute(
+            b.delete().where(b.c.number >= start, b.c.number < keep_from, ~sa.exists(has_events))
+        )
+        self._set_meta(db, "pruned_below", str(keep_from))

@@ -1,0 +1,1 @@
+"""Certificate rules: X.509 parsing, the admission policy, issuer look-ups, code tables."""
