@@ -236,6 +236,18 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             "threshold": int(store.get_meta("threshold") or 0),
         }
 
+    @api.get(
+        "/authorizations",
+        summary="Issuer authorisations: which CA vouches for which member's organization",
+    )
+    def get_authorizations() -> dict[str, Any]:
+        names = members()
+        return {
+            "authorizations": [
+                dict(a, organization=names.get(a["member"])) for a in store.authorizations()
+            ]
+        }
+
     @api.get("/ocsp/responder.pem", summary="The OCSP responder's certificate (PEM)")
     def responder_pem() -> PlainTextResponse:
         return PlainTextResponse(identity.pem.decode(), media_type="application/x-pem-file")
