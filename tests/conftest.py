@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,15 @@ def chain(anvil: Devnet) -> Iterator[str]:
     snapshot = rpc(anvil.rpc_url, "evm_snapshot")
     yield anvil.rpc_url
     assert rpc(anvil.rpc_url, "evm_revert", snapshot) is True
+    catch_up_the_clock(anvil.rpc_url)
+
+
+def catch_up_the_clock(url: str) -> None:
+    """Set anvil's clock to the wall clock again (never backwards): a revert restores the
+    snapshot's time, so without this every test leaves the chain behind by its own length, and
+    a certificate made later with a wall-clock notBefore is not yet valid on the chain."""
+    latest: Any = rpc(url, "eth_getBlockByNumber", "latest", False)
+    rpc(url, "evm_setTime", max(int(time.time()), int(latest["timestamp"], 16) + 1))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
-from conftest import fake_submission, rpc
+from conftest import catch_up_the_clock, fake_submission, rpc
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -280,12 +280,15 @@ def test_no_member_acts_alone(
     RegistryMachine.url = anvil.rpc_url
     RegistryMachine.address = machine_registry
     RegistryMachine.accounts = accounts[:ACTORS]
-    run_state_machine_as_test(
-        RegistryMachine,
-        settings=settings(
-            max_examples=60,
-            stateful_step_count=50,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    try:
+        run_state_machine_as_test(
+            RegistryMachine,
+            settings=settings(
+                max_examples=60,
+                stateful_step_count=50,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+    finally:
+        catch_up_the_clock(anvil.rpc_url)  # reverts set anvil's clock back
