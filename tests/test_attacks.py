@@ -86,7 +86,7 @@ def nodes(
 def activate(registry: Registry, nodes: Nodes, owner: LocalAccount, device: Device) -> bytes:
     """Submit ``device`` as ``owner`` and let the three validators make it active."""
     s = sub(device)
-    registry.submit(owner, s)
+    registry.submit(owner, s).wait()
     nodes.decide(*[m for m in _members(nodes)])
     assert registry.status_of(s.cert_id).status is Status.ACTIVE
     return s.cert_id
@@ -205,7 +205,7 @@ def test_2_a_copy_of_a_certificate_naming_the_victims_organization_is_refused(
     nodes.decide(*_members(nodes))
     assert registry.status_of(device.cert_id).status is Status.ACTIVE
     with refused(errors.NotCertificateOwner, certId=device.cert_id, account=b.address):
-        registry.revoke(b, device.cert_id, KEY_COMPROMISE)
+        registry.revoke(b, device.cert_id, KEY_COMPROMISE).wait()
 
 
 def test_2_a_copy_of_a_certificate_without_organization_is_rejected_then_registered_by_its_owner(
@@ -235,7 +235,7 @@ def test_2_a_copy_of_a_certificate_without_organization_is_rejected_then_registe
     record = registry.status_of(device.cert_id)
     assert (record.status, record.submitter) == (Status.ACTIVE, a.address)
     with refused(errors.NotCertificateOwner, certId=device.cert_id, account=b.address):
-        registry.revoke(b, device.cert_id, KEY_COMPROMISE)
+        registry.revoke(b, device.cert_id, KEY_COMPROMISE).wait()
 
 
 def test_2_a_copier_cannot_burn_the_id_it_took(
@@ -250,14 +250,14 @@ def test_2_a_copier_cannot_burn_the_id_it_took(
     assert not isinstance(copy(), errors.ContractError)
     assert isinstance(victim(), errors.CertificateAlreadyRegistered)
     with refused(errors.InvalidStatus, certId=device.cert_id, status=Status.PENDING):
-        registry.revoke(b, device.cert_id, 0)
+        registry.revoke(b, device.cert_id, 0).wait()
     receipt = registry.withdraw(b, device.cert_id).wait()
     assert events(receipt) == [
         status_changed(
             device.cert_id, b.address, Status.PENDING, Status.REJECTED, REASON_CODES["WITHDRAWN"]
         )
     ]
-    registry.submit(a, device)
+    registry.submit(a, device).wait()
     nodes.decide(*_members(nodes))
     record = registry.status_of(device.cert_id)
     assert (record.status, record.submitter) == (Status.ACTIVE, a.address)
@@ -267,7 +267,7 @@ def test_2_one_item_taken_by_another_member_does_not_revert_a_batch(
     chain: str, registry: Registry, a: LocalAccount, b: LocalAccount
 ) -> None:
     ca_less = [sub(make_device(None, f"BATCH-{i}")) for i in range(3)]
-    registry.submit(b, ca_less[1])  # B got one of them in first
+    registry.submit(b, ca_less[1]).wait()  # B got one of them in first
     outcomes = submit_all(registry, a, ca_less)
     assert [(o.submitted, o.submitter) for o in outcomes] == [
         (True, a.address),
@@ -292,11 +292,11 @@ def test_2_a_rejected_id_can_be_registered_again_by_its_entitled_member(
     registry: Registry, nodes: Nodes, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     device = sub(make_device(VENDOR, "SECOND-CHANCE"))
-    registry.submit(a, device)
-    registry.reject(b, device.cert_id, 3)
-    registry.reject(c, device.cert_id, 3)
+    registry.submit(a, device).wait()
+    registry.reject(b, device.cert_id, 3).wait()
+    registry.reject(c, device.cert_id, 3).wait()
     assert registry.status_of(device.cert_id).status is Status.REJECTED
-    registry.submit(a, device)
+    registry.submit(a, device).wait()
     record = registry.status_of(device.cert_id)
     assert (record.status, record.endorsements, record.rejections) == (Status.PENDING, 0, 0)
     assert not registry.has_voted(device.cert_id, b.address)
@@ -314,9 +314,9 @@ def test_3_only_a_quorum_undoes_a_quorums_suspension(
     pass_proposal(registry, [b, c], ProposalKind.SUSPEND, x)
     assert registry.held_by_quorum(x)
     with refused(errors.HeldByQuorum, certId=x):
-        registry.resume(a, x)
+        registry.resume(a, x).wait()
     with refused(errors.HeldByQuorum, certId=x):
-        registry.renew(a, x, fake_submission(302))
+        registry.renew(a, x, fake_submission(302)).wait()
     assert registry.status_of(x).status is Status.SUSPENDED
     pass_proposal(registry, [b, c], ProposalKind.RESUME, x)
     assert registry.status_of(x).status is Status.ACTIVE
@@ -327,10 +327,10 @@ def test_3_a_quorum_holds_a_certificate_its_owner_suspended(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     x = submit_active(registry, a, [b, c], seed=303).cert_id
-    registry.suspend(a, x)
+    registry.suspend(a, x).wait()
     pass_proposal(registry, [b, c], ProposalKind.SUSPEND, x)
     with refused(errors.HeldByQuorum, certId=x):
-        registry.resume(a, x)
+        registry.resume(a, x).wait()
 
 
 def test_3_renewing_out_of_a_quorum_revocation_is_refused(
@@ -339,9 +339,9 @@ def test_3_renewing_out_of_a_quorum_revocation_is_refused(
     x = submit_active(registry, a, [b, c], seed=304).cert_id
     pass_proposal(registry, [b, c], ProposalKind.REVOKE, x, KEY_COMPROMISE)
     with refused(errors.InvalidStatus, certId=x, status=Status.REVOKED):
-        registry.renew(a, x, fake_submission(305))
+        registry.renew(a, x, fake_submission(305)).wait()
     with refused(errors.InvalidStatus, certId=x, status=Status.REVOKED):
-        registry.resume(a, x)
+        registry.resume(a, x).wait()
 
 
 # ------------------------------------------------------------------ 4. leave
@@ -393,10 +393,10 @@ def test_4_a_submission_of_a_member_that_left_never_becomes_active(
     """B's own certificate, pending when B is removed: fresh validators reject it and the
     contract refuses to activate it even if they endorsed."""
     own = sub(make_device(OPERATOR, "GONE"))
-    registry.submit(b, own)
+    registry.submit(b, own).wait()
     pass_proposal(registry, [a, c], ProposalKind.REMOVE_MEMBER, b.address)
     with refused(errors.SubmitterNotActive, certId=own.cert_id, submitter=b.address):
-        registry.endorse(a, own.cert_id)
+        registry.endorse(a, own.cert_id).wait()
     Nodes(registry, deploy_block, [a, c], tmp_path).decide(a, c)
     record = registry.status_of(own.cert_id)
     assert (record.status, record.reason) == (
@@ -409,12 +409,12 @@ def test_4_demoting_a_submitter_also_stops_its_pending_submissions(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     pending = fake_submission(401)
-    registry.submit(b, pending)
-    registry.endorse(a, pending.cert_id)
+    registry.submit(b, pending).wait()
+    registry.endorse(a, pending.cert_id).wait()
     pass_proposal(registry, [a, c], ProposalKind.SET_ROLES, b.address, 1)
     with refused(errors.SubmitterNotActive, certId=pending.cert_id, submitter=b.address):
-        registry.endorse(c, pending.cert_id)
-    registry.endorse_batch(c, [pending.cert_id])  # skipped in a batch, no event
+        registry.endorse(c, pending.cert_id).wait()
+    registry.endorse_batch(c, [pending.cert_id]).wait()  # skipped in a batch, no event
     assert registry.status_of(pending.cert_id).status is Status.PENDING
     receipt = registry.settle(a, pending.cert_id).wait()
     assert events(receipt) == [
@@ -446,9 +446,9 @@ def test_5_a_members_own_ca_does_not_vouch_for_another_members_organization(
             submitter=b.address,
             orgHash=organization_hash(VENDOR),
         ):
-            registry.submit(b, leaf)
+            registry.submit(b, leaf).wait()
         # A registering it does not help B's CA either: validators reject it
-        registry.submit(a, leaf)
+        registry.submit(a, leaf).wait()
         nodes.decide(*everyone)
         record = registry.status_of(leaf.cert_id)
         assert (record.status, record.reason) == (
@@ -486,12 +486,12 @@ def test_5_an_authorised_ca_vouches_and_the_authorisation_is_on_the_ledger(
         orgHash=organization_hash(VENDOR),
         authorized=True,
     ):
-        registry.authorize_issuer(a, ca_id)
+        registry.authorize_issuer(a, ca_id).wait()
     good = sub(make_device(VENDOR, "VOUCHED", issuer=ca))
-    registry.submit(b, good)
+    registry.submit(b, good).wait()
     # B owns an authorised CA, so the ledger lets it submit; its other CA is not authorised
     bad = sub(make_device(VENDOR, "NOT-VOUCHED", issuer=other))
-    registry.submit(b, bad)
+    registry.submit(b, bad).wait()
     nodes.decide(*everyone)
     assert registry.status_of(good.cert_id).status is Status.ACTIVE
     record = registry.status_of(bad.cert_id)
@@ -500,7 +500,7 @@ def test_5_an_authorised_ca_vouches_and_the_authorisation_is_on_the_ledger(
         REASON_CODES["ISSUER_NOT_AUTHORIZED"],
     )
     # A takes it back; a quorum may grant it too
-    registry.deauthorize_issuer(a, ca_id)
+    registry.deauthorize_issuer(a, ca_id).wait()
     assert not registry.is_issuer_authorized(ca_id, organization_hash(VENDOR))
     pass_proposal(registry, [b, c], ProposalKind.AUTHORIZE_ISSUER, ca_id, a.address)
     assert registry.is_issuer_authorized(ca_id, organization_hash(VENDOR))
@@ -514,8 +514,8 @@ def test_6_an_endorsement_of_a_validator_that_left_does_not_count(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount, leave: str
 ) -> None:
     x = fake_submission(601)
-    registry.submit(a, x)
-    registry.endorse(b, x.cert_id)
+    registry.submit(a, x).wait()
+    registry.endorse(b, x.cert_id).wait()
     if leave == "removed":
         pass_proposal(registry, [a, c], ProposalKind.REMOVE_MEMBER, b.address)
     else:
@@ -523,7 +523,7 @@ def test_6_an_endorsement_of_a_validator_that_left_does_not_count(
     receipt = registry.endorse(a, x.cert_id).wait()
     assert receipt.event("CertificateEndorsed").args["endorsements"] == 1
     assert registry.status_of(x.cert_id).status is Status.PENDING
-    registry.endorse(c, x.cert_id)
+    registry.endorse(c, x.cert_id).wait()
     assert registry.status_of(x.cert_id).status is Status.ACTIVE
 
 
@@ -531,14 +531,14 @@ def test_6_an_account_removed_and_added_again_votes_once(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     x = fake_submission(602)
-    registry.submit(a, x)
-    registry.endorse(b, x.cert_id)
+    registry.submit(a, x).wait()
+    registry.endorse(b, x.cert_id).wait()
     pass_proposal(registry, [a, c], ProposalKind.REMOVE_MEMBER, b.address)
     assert registry.has_voted(x.cert_id, b.address)  # its node will not vote again
     pass_proposal(registry, [a, c], ProposalKind.ADD_MEMBER, b.address, OPERATOR, BOTH)
     assert registry.member_of(b.address).index == 1  # type: ignore[union-attr]
     with refused(errors.AlreadyVoted, certId=x.cert_id, validator=b.address):
-        registry.endorse(b, x.cert_id)
+        registry.endorse(b, x.cert_id).wait()
     assert registry.status_of(x.cert_id).status is Status.PENDING
 
 
@@ -549,16 +549,16 @@ def test_6_a_stale_rejection_does_not_reject_what_current_validators_can_activat
     registry = deploy(chain, accounts, [(i, n, BOTH) for i, n in enumerate(names)], 2)
     v = accounts[:5]
     x = fake_submission(603)
-    registry.submit(v[0], x)
-    registry.reject(v[1], x.cert_id, 3)
-    registry.reject(v[2], x.cert_id, 3)
+    registry.submit(v[0], x).wait()
+    registry.reject(v[1], x.cert_id, 3).wait()
+    registry.reject(v[2], x.cert_id, 3).wait()
     for gone in (v[1], v[2]):
         pass_proposal(registry, [v[0], v[3]], ProposalKind.REMOVE_MEMBER, gone.address)
     receipt = registry.reject(v[3], x.cert_id, 3).wait()
     assert receipt.event("CertificateRejected").args["rejections"] == 1
     assert registry.status_of(x.cert_id).status is Status.PENDING
-    registry.endorse(v[0], x.cert_id)
-    registry.endorse(v[4], x.cert_id)
+    registry.endorse(v[0], x.cert_id).wait()
+    registry.endorse(v[4], x.cert_id).wait()
     assert registry.status_of(x.cert_id).status is Status.ACTIVE
 
 
@@ -566,11 +566,11 @@ def test_6_the_consortium_decides_a_stuck_certificate(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     stuck = fake_submission(604)
-    registry.submit(a, stuck)
-    registry.endorse(b, stuck.cert_id)
+    registry.submit(a, stuck).wait()
+    registry.endorse(b, stuck.cert_id).wait()
     with refused(errors.CertificateUndecided, certId=stuck.cert_id, endorsements=1, rejections=0):
-        registry.settle(c, stuck.cert_id)
-    registry.reject(c, stuck.cert_id, 3)
+        registry.settle(c, stuck.cert_id).wait()
+    registry.reject(c, stuck.cert_id, 3).wait()
     assert registry.status_of(stuck.cert_id).status is Status.PENDING
     # a's validator leaves: every current validator voted, nothing would ever decide it
     pass_proposal(registry, [b, c], ProposalKind.SET_ROLES, a.address, ROLE_SUBMITTER)
@@ -580,10 +580,10 @@ def test_6_the_consortium_decides_a_stuck_certificate(
     ]
     # and one that current votes can activate once the threshold is lowered
     other = fake_submission(605)
-    registry.submit(a, other)
-    registry.endorse(b, other.cert_id)
+    registry.submit(a, other).wait()
+    registry.endorse(b, other.cert_id).wait()
     pass_proposal(registry, [b, c], ProposalKind.SET_THRESHOLD, 1)
-    registry.settle(c, other.cert_id)
+    registry.settle(c, other.cert_id).wait()
     assert registry.status_of(other.cert_id).status is Status.ACTIVE
 
 
@@ -598,7 +598,7 @@ def test_7_a_key_revoked_for_key_compromise_is_refused_in_later_certificates(
     d1_id = activate(registry, nodes, a, d1)
     pass_proposal(registry, [b, c], ProposalKind.REVOKE, d1_id, KEY_COMPROMISE)
     d2 = sub(make_device(VENDOR, "D2", key=d1.key))
-    registry.submit(a, d2)
+    registry.submit(a, d2).wait()
     nodes.decide(*everyone)  # validators list the key, then decide d2
     assert registry.compromised_key(d2.key_hash) == d1_id
     record = registry.status_of(d2.cert_id)
@@ -621,8 +621,8 @@ def test_7_dpki_check_refuses_a_compromised_key(
     monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (None, registry))
     before = CliRunner().invoke(check_module.check, [str(d2), "--org", VENDOR, "--json"])
     assert before.exit_code == 0, before.output
-    registry.revoke(a, d1_id, KEY_COMPROMISE)
-    registry.report_key_compromise(c, d1.der)
+    registry.revoke(a, d1_id, KEY_COMPROMISE).wait()
+    registry.report_key_compromise(c, d1.der).wait()
     after = CliRunner().invoke(check_module.check, [str(d2), "--org", VENDOR, "--json"])
     assert after.exit_code == 1
     (entry,) = json.loads(after.output)["certificates"]
@@ -635,8 +635,8 @@ def test_7_only_a_certificate_revoked_for_key_compromise_lists_its_key(
     d = make_device(VENDOR, "D3")
     d_id = activate(registry, nodes, a, d)
     with refused(errors.NotRevokedForKeyCompromise, certId=d_id):
-        registry.report_key_compromise(b, d.der)
-    registry.revoke(a, d_id, KEY_COMPROMISE)
+        registry.report_key_compromise(b, d.der).wait()
+    registry.revoke(a, d_id, KEY_COMPROMISE).wait()
     receipt = registry.report_key_compromise(b, d.der).wait()
     key = sub(d).key_hash
     assert events(receipt) == [
@@ -687,7 +687,7 @@ def test_10_latest_for_key_is_not_repointed_by_another_member(
 ) -> None:
     mine = submit_active(registry, a, [b, c], seed=1001)
     forged = fake_submission(1002)
-    registry.submit(b, Submission(forged.der, 0, 2**39, mine.key_hash, bytes(32)))
+    registry.submit(b, Submission(forged.der, 0, 2**39, mine.key_hash, bytes(32))).wait()
     assert registry.latest_for_key(mine.key_hash) == mine.cert_id
 
 
@@ -696,8 +696,8 @@ def test_10_key_rotation_keeps_the_index_and_the_certificates(
 ) -> None:
     x = submit_active(registry, a, [b, c], seed=1003).cert_id
     pending = fake_submission(1004)
-    registry.submit(a, pending)
-    registry.endorse(b, pending.cert_id)
+    registry.submit(a, pending).wait()
+    registry.endorse(b, pending.cert_id).wait()
     new_b = accounts[7]
     receipt = registry.rotate_key(b, new_b.address).wait()
     assert events(receipt) == [
@@ -706,10 +706,10 @@ def test_10_key_rotation_keeps_the_index_and_the_certificates(
     assert registry.member_of(new_b.address).index == 1  # type: ignore[union-attr]
     assert registry.member_of(b.address) is None
     with refused(errors.AlreadyVoted, certId=pending.cert_id, validator=new_b.address):
-        registry.endorse(new_b, pending.cert_id)
+        registry.endorse(new_b, pending.cert_id).wait()
     with refused(errors.AccountRetired, account=b.address):
         propose(registry, a, ProposalKind.ADD_MEMBER, b.address, "Old B", BOTH)
-    registry.suspend(a, x)  # A's certificates are untouched
+    registry.suspend(a, x).wait()  # A's certificates are untouched
     assert len(registry.members()) == 3
 
 
@@ -722,7 +722,7 @@ def test_10_proposals_expire_and_a_removed_proposer_cannot_cancel(
     deadline = registry.proposal(proposal_id).deadline
     advance(chain, 7 * 24 * 3600 + 1)
     with refused(errors.ProposalExpired, proposalId=proposal_id, deadline=deadline):
-        registry.approve(a, proposal_id)
+        registry.approve(a, proposal_id).wait()
     second, _ = propose(registry, b, ProposalKind.SET_THRESHOLD, 3)
     pass_proposal(registry, [a, c], ProposalKind.REMOVE_MEMBER, b.address)
     with refused(errors.NotAMember, account=b.address):
@@ -744,15 +744,15 @@ def test_10_a_member_demoted_to_validator_only_no_longer_acts_alone_on_its_certi
     x = submit_active(registry, a, [b, c], seed=1005).cert_id
     pass_proposal(registry, [b, c], ProposalKind.SET_ROLES, a.address, 1)
     with refused(errors.NotASubmitter, account=a.address):
-        registry.revoke(a, x, 1)
+        registry.revoke(a, x, 1).wait()
     with refused(errors.NotASubmitter, account=a.address):
-        registry.suspend(a, x)
+        registry.suspend(a, x).wait()
 
 
 def test_7_bytes_that_do_not_parse_list_no_key(
     registry: Registry, a: LocalAccount, b: LocalAccount, c: LocalAccount
 ) -> None:
     filler = submit_active(registry, a, [b, c], seed=701)
-    registry.revoke(a, filler.cert_id, KEY_COMPROMISE)
+    registry.revoke(a, filler.cert_id, KEY_COMPROMISE).wait()
     with refused(errors.MalformedCertificate, certId=filler.cert_id):
-        registry.report_key_compromise(b, filler.der)
+        registry.report_key_compromise(b, filler.der).wait()

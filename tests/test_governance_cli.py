@@ -106,10 +106,12 @@ def test_threshold_proposal_out_of_range_is_refused(net: Deployment) -> None:
 
 def _active(net: Deployment, owner: int, device: object) -> bytes:
     registry = net.registry_client()
-    registry.submit(dev_account(owner), submission_for(facts(device.certificate, der=device.der)))  # type: ignore[attr-defined]
+    registry.submit(
+        dev_account(owner), submission_for(facts(device.certificate, der=device.der))
+    ).wait()  # type: ignore[attr-defined]
     cid = hashlib.sha256(device.der).digest()  # type: ignore[attr-defined]
     for i in {0, 1, 2} - {owner}:
-        registry.endorse(dev_account(i), cid)
+        registry.endorse(dev_account(i), cid).wait()
     return cid
 
 
@@ -142,7 +144,9 @@ def test_withdraw_and_settle_from_the_command_line(net: Deployment, tmp_path: Pa
     device = make_device(VENDOR, "W-1")
     path = tmp_path / "w1.pem"
     path.write_bytes(device.pem)
-    registry.submit(dev_account(0), submission_for(facts(device.certificate, der=device.der)))
+    registry.submit(
+        dev_account(0), submission_for(facts(device.certificate, der=device.der))
+    ).wait()
     shown = run_cli("withdraw", str(path), "--as", VENDOR, "--json", deployment=net)
     assert _json(shown)["status"] == "rejected"
     undecided = run_cli("settle", str(path), "--as", OPERATOR, deployment=net)
