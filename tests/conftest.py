@@ -94,11 +94,14 @@ def chain(anvil: Devnet) -> Iterator[str]:
 
 
 def catch_up_the_clock(url: str) -> None:
-    """Set anvil's clock to the wall clock again (never backwards): a revert restores the
-    snapshot's time, so without this every test leaves the chain behind by its own length, and
-    a certificate made later with a wall-clock notBefore is not yet valid on the chain."""
+    """Set anvil's clock to the wall clock again (never backwards) and mine a block at it.
+
+    A revert restores the snapshot's time, so without this every test leaves the chain behind
+    by its own length, and a certificate made later with a wall-clock notBefore is not yet
+    valid on the chain."""
     latest: Any = rpc(url, "eth_getBlockByNumber", "latest", False)
     rpc(url, "evm_setTime", max(int(time.time()), int(latest["timestamp"], 16) + 1))
+    rpc(url, "evm_mine")  # so that the latest block, which chain_time() reads, says it too
 
 
 @pytest.fixture
