@@ -14,7 +14,7 @@ from e2e import ORGS, private_devnet, run_cli
 from dpki.chain.deployment import Deployment
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Status
-from dpki.dev.devices import make_ca, make_device
+from dpki.dev.devices import Device, make_ca, make_device
 from dpki.pki.x509 import facts
 from dpki.submission import submission_for
 
@@ -104,12 +104,12 @@ def test_threshold_proposal_out_of_range_is_refused(net: Deployment) -> None:
     assert "InvalidThreshold" in result.stderr and "Traceback" not in result.stderr
 
 
-def _active(net: Deployment, owner: int, device: object) -> bytes:
+def _active(net: Deployment, owner: int, device: Device) -> bytes:
     registry = net.registry_client()
     registry.submit(
         dev_account(owner), submission_for(facts(device.certificate, der=device.der))
-    ).wait()  # type: ignore[attr-defined]
-    cid = hashlib.sha256(device.der).digest()  # type: ignore[attr-defined]
+    ).wait()
+    cid = hashlib.sha256(device.der).digest()
     for i in {0, 1, 2} - {owner}:
         registry.endorse(dev_account(i), cid).wait()
     return cid
