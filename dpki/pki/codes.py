@@ -47,7 +47,9 @@ class Status(enum.IntEnum):
 #: validators and by the contract's ``settle``), the submitter withdrew it (set by the
 #: contract), the key is on the ledger's list of compromised keys, the issuing CA is not
 #: authorised for the organization the certificate names, the submitter is not entitled to
-#: it (it neither owns the issuing CA nor is the member the certificate names).
+#: it (it neither owns the issuing CA nor is the member the certificate names);
+#: 22-24 are policy violations added later (the issuer's key, keyCertSign without cA,
+#: explicit curve parameters).
 REJECTION_REASONS: Final[dict[str, int]] = {
     "ORG_MISMATCH": 1,
     "KU_SIGNATURE_WITHOUT_IDENTITY": 2,
@@ -70,6 +72,9 @@ REJECTION_REASONS: Final[dict[str, int]] = {
     "KEY_COMPROMISED": 19,
     "ISSUER_NOT_AUTHORIZED": 20,
     "NOT_ENTITLED": 21,
+    "WEAK_ISSUER_KEY": 22,
+    "KEYCERTSIGN_WITHOUT_CA": 23,
+    "EXPLICIT_CURVE_PARAMETERS": 24,
 }
 _REJECTION_NAMES: Final = {number: name for name, number in REJECTION_REASONS.items()}
 
