@@ -122,8 +122,20 @@ class Validator:
 
     def _member(self, account: str) -> Member | None:
         if account not in self._members:
-            self._members[account] = self.registry.member_of(account)
+            member = self.registry.member_of(account)
+            self._members[account] = member
+            if member is not None:  # its organization names it: no look-up needed for that
+                self._by_org.setdefault(member.organization, member.address)
         return self._members[account]
+
+    def prefetch(self, events: list[Event]) -> None:
+        """Read what deciding these submissions needs from the ledger in batches: whether
+        their keys are compromised, and their submitters (so that ``decide`` asks nothing
+        more for a certificate naming its submitter's organization)."""
+        keys = [bytes(e.args["keyHash"]) for e in events]
+        self._compromised.update(zip(keys, self.registry.compromised_keys(keys), strict=True))
+        for event in events:
+            self._member(str(event.args["submitter"]))
 
     def _member_named(self, organization: str) -> str | None:
         if organization not in self._by_org:
@@ -265,8 +277,7 @@ class Validator:
         ids = [bytes(e.args["certId"]) for e in events]
         statuses = self.registry.statuses(ids)
         voted = self.registry.have_voted(ids, self.account.address)
-        keys = [bytes(e.args["keyHash"]) for e in events]
-        self._compromised.update(zip(keys, self.registry.compromised_keys(keys), strict=True))
+        self.prefetch(events)
         decisions = [
             self._decide_one(event, at)
             for event, record, done in zip(events, statuses, voted, strict=True)
