@@ -81,6 +81,7 @@ lint: bootstrap
 	$(BIN)/ruff format --check dpki tests bench
 	$(BIN)/mypy dpki
 	$(BIN)/mypy --disable-error-code no-untyped-def --implicit-reexport --no-warn-unused-ignores tests bench
+	node_modules/.bin/solhint --disc --noPoster --max-warnings 0 'contracts/*.sol'
 
 build: bootstrap
 	$(BIN)/dpki build

@@ -34,7 +34,9 @@ interface ICertificateRegistry {
         SetThreshold,
         Revoke,
         Suspend,
-        Resume
+        Resume,
+        AuthorizeIssuer,
+        DeauthorizeIssuer
     }
 
     /// @notice A certificate as a submitter presents it. The registry computes the id as
@@ -88,6 +90,19 @@ interface ICertificateRegistry {
     }
 
     /// @notice A governance proposal.
+    /// @param kind What it does.
+    /// @param proposer The validator that opened it.
+    /// @param executed Whether it took effect.
+    /// @param cancelled Whether its proposer withdrew it.
+    /// @param approvals Approvals by current validators.
+    /// @param account The member it adds, removes or changes (AddMember, RemoveMember,
+    /// SetRoles; for (De)AuthorizeIssuer the member whose organization the issuer vouches for).
+    /// @param roles Roles for AddMember and SetRoles.
+    /// @param threshold The new threshold for SetThreshold.
+    /// @param certId The certificate of Revoke, Suspend, Resume and (De)AuthorizeIssuer.
+    /// @param reason The CRLReason of Revoke.
+    /// @param organization The organization of AddMember.
+    /// @param deadline Block time after which it can no longer be approved or executed.
     struct ProposalInfo {
         ProposalKind kind;
         address proposer;
@@ -100,6 +115,7 @@ interface ICertificateRegistry {
         bytes32 certId;
         uint8 reason;
         string organization;
+        uint40 deadline;
     }
 
     // ------------------------------------------------------------------ events
@@ -110,19 +126,29 @@ interface ICertificateRegistry {
     /// @notice A member left the consortium.
     event MemberRemoved(address indexed account, string organization);
 
+    /// @notice A member moved to a new key: `account` takes over index, roles, organization
+    /// and certificates of `previousAccount`, which can never be a member again.
+    event MemberKeyRotated(address indexed previousAccount, address indexed account, uint8 index);
+
     /// @notice A member's roles changed.
     event RolesChanged(address indexed account, uint8 previousRoles, uint8 roles);
 
     /// @notice The endorsement threshold (and governance quorum) changed.
     event ThresholdChanged(uint8 previousThreshold, uint8 threshold);
 
-    /// @notice A validator opened a governance proposal (the proposer's approval counts).
+    /// @notice A validator opened a governance proposal (the proposer's approval counts). It
+    /// carries every field of the proposal, so that proposals are rebuilt from logs alone.
     event ProposalCreated(
         uint256 indexed proposalId,
         address indexed proposer,
         ProposalKind kind,
         address account,
-        bytes32 certId
+        bytes32 certId,
+        string organization,
+        uint8 roles,
+        uint8 threshold,
+        uint8 reason,
+        uint40 deadline
     );
 
     /// @notice A validator approved a proposal; `approvals` counts current validators only.
@@ -180,6 +206,22 @@ interface ICertificateRegistry {
         uint8 reason
     );
 
+    /// @notice The issuing CA certificate `caCertId` was authorised (`authorized` true) or no
+    /// longer authorised to vouch for certificates naming the organization `orgHash` of
+    /// `member`. `actor` is that member, or the validator whose approval executed a quorum
+    /// decision.
+    event IssuerAuthorizationChanged(
+        bytes32 indexed caCertId,
+        bytes32 indexed orgHash,
+        address indexed member,
+        address actor,
+        bool authorized
+    );
+
+    /// @notice The public key `keyHash` (sha256 of the SPKI DER) of a certificate revoked for
+    /// keyCompromise is on the ledger's list of compromised keys.
+    event KeyCompromised(bytes32 indexed keyHash, bytes32 indexed certId, address actor);
+
     // ------------------------------------------------------------------ errors
 
     /// @notice `account` is not a current member.
@@ -232,135 +274,330 @@ interface ICertificateRegistry {
     error EmptyBatch();
     /// @notice Parallel arrays of different lengths.
     error LengthMismatch(uint256 expected, uint256 got);
+    /// @notice The organization name is not in canonical form: the byte at `offset` starts
+    /// white space other than one inner U+0020, a control character, an invisible character
+    /// or a combining mark (names are NFC without decomposed marks; the CLI normalizes).
+    error OrganizationNotCanonical(string organization, uint256 offset);
+    /// @notice `account` handed its index to a new key; it can never be a member again.
+    error AccountRetired(address account);
+    /// @notice The certificate names (`orgHash`) another member's organization, and
+    /// `submitter` owns no issuer that member authorised for it.
+    error NotEntitled(bytes32 certId, address submitter, bytes32 orgHash);
+    /// @notice A validator quorum suspended the certificate: only a quorum resumes it, and it
+    /// cannot be renewed meanwhile.
+    error HeldByQuorum(bytes32 certId);
+    /// @notice The certificate's submitter is no longer a member with the SUBMITTER role: its
+    /// submission can never become Active.
+    error SubmitterNotActive(bytes32 certId, address submitter);
+    /// @notice The current validators' votes neither activate nor reject the certificate yet.
+    error CertificateUndecided(bytes32 certId, uint8 endorsements, uint8 rejections);
+    /// @notice The proposal's deadline passed.
+    error ProposalExpired(uint256 proposalId, uint40 deadline);
+    /// @notice The issuer authorisation is already in the wanted state.
+    error AuthorizationUnchanged(bytes32 caCertId, bytes32 orgHash, bool authorized);
+    /// @notice The DER does not parse as far as the SubjectPublicKeyInfo.
+    error MalformedCertificate(bytes32 certId);
+    /// @notice The certificate is not revoked for keyCompromise (reason 1).
+    error NotRevokedForKeyCompromise(bytes32 certId);
 
     // ------------------------------------------------------------------ certificates
 
-    /// @notice Submit a certificate; it is Pending until `threshold()` validators endorse it.
-    /// @dev Caller must be a SUBMITTER. Reverts with CertificateAlreadyRegistered for a
-    /// certificate already on the ledger (whatever its status).
+    /// @notice Submit a certificate; it is Pending until `threshold()` current validators
+    /// endorse it.
+    /// @dev Caller must be a SUBMITTER. Entitlement: when `orgHash` names another current
+    /// member's organization, the caller must own an issuer that member (or a quorum)
+    /// authorised for it, else NotEntitled. An id that is Rejected (by validators, or
+    /// withdrawn by its submitter) may be registered again; any other existing id reverts
+    /// with CertificateAlreadyRegistered.
+    /// @param submission The certificate and the fields validators check against its DER.
     /// @return certId sha256 of the DER.
     function submit(Submission calldata submission) external returns (bytes32 certId);
 
-    /// @notice Submit many certificates in one transaction (all or nothing).
-    function submitBatch(Submission[] calldata submissions) external returns (bytes32[] memory);
+    /// @notice Submit many certificates in one transaction.
+    /// @dev An item already registered (by anyone, and not Rejected) is skipped without an
+    /// event, so that a copy sent first by another member does not revert the batch; its id
+    /// is still returned. Other errors revert the whole batch.
+    /// @param submissions The certificates.
+    /// @return certIds sha256 of each DER, in order.
+    function submitBatch(Submission[] calldata submissions)
+        external
+        returns (bytes32[] memory certIds);
 
     /// @notice Submit a certificate that renews `oldCertId`; the old one becomes Superseded
     /// when the new one activates.
     /// @dev Caller must be the old certificate's submitter; the old one must be Active or
-    /// Suspended.
-    function renew(bytes32 oldCertId, Submission calldata submission) external returns (bytes32);
+    /// Suspended by its submitter (not HeldByQuorum).
+    /// @param oldCertId The certificate being renewed.
+    /// @param submission The renewal.
+    /// @return certId sha256 of the renewal's DER.
+    function renew(bytes32 oldCertId, Submission calldata submission)
+        external
+        returns (bytes32 certId);
 
     /// @notice Endorse a Pending certificate after verifying it off-chain.
+    /// @dev Only endorsements by current validators count; it activates at `threshold()` of
+    /// them, and only while its submitter is still an active SUBMITTER (else
+    /// SubmitterNotActive).
+    /// @param certId The certificate.
     function endorse(bytes32 certId) external;
 
     /// @notice Endorse many Pending certificates in one transaction.
-    /// @dev A certificate that another validator's vote decided (Active, Rejected, ...) while
-    /// this transaction was in flight is skipped without an event: with M of N validators
-    /// endorsing concurrently that is the normal case, not an error. Unknown certificates and
-    /// a second vote by the same validator still revert the whole batch.
+    /// @dev A certificate that is no longer Pending, or whose submitter is no longer an
+    /// active SUBMITTER, is skipped without an event: with M of N validators endorsing
+    /// concurrently that is the normal case, not an error. Unknown certificates and a second
+    /// vote by the same validator still revert the whole batch.
+    /// @param certIds The certificates.
     function endorseBatch(bytes32[] calldata certIds) external;
 
-    /// @notice Reject a Pending certificate with a DPKI policy reason code.
+    /// @notice Reject a Pending certificate with a DPKI policy reason code; it is Rejected
+    /// once the current validators that did not reject it can no longer reach the threshold.
+    /// @param certId The certificate.
+    /// @param reasonCode The DPKI policy reason code.
     function reject(bytes32 certId, uint8 reasonCode) external;
 
     /// @notice Reject many Pending certificates, one reason code each; decided certificates
     /// are skipped as in `endorseBatch`.
+    /// @param certIds The certificates.
+    /// @param reasonCodes One DPKI policy reason code per certificate.
     function rejectBatch(bytes32[] calldata certIds, uint8[] calldata reasonCodes) external;
 
-    /// @notice Revoke a certificate with an RFC 5280 CRLReason. Only its submitter; a
-    /// validator quorum revokes through `proposeRevoke`.
+    /// @notice Decide a Pending certificate from the votes of the current validators, for a
+    /// certificate left undecided by membership or threshold changes. Any validator.
+    /// @dev Active when current endorsements reach the threshold and the submitter is still
+    /// an active SUBMITTER; Rejected (reason SUBMITTER_NOT_ACTIVE) when the submitter is
+    /// not; Rejected when the current validators that did not reject it cannot reach the
+    /// threshold; otherwise CertificateUndecided. Emits CertificateStatusChanged.
+    /// @param certId The certificate.
+    function settle(bytes32 certId) external;
+
+    /// @notice Withdraw one's own Pending certificate: it becomes Rejected (reason WITHDRAWN)
+    /// and its id can be registered again by a member entitled to it.
+    /// @param certId The certificate.
+    function withdraw(bytes32 certId) external;
+
+    /// @notice Revoke one's own Active, Suspended or Superseded certificate with an RFC 5280
+    /// CRLReason (a Pending one is withdrawn instead). Caller must be its submitter with the
+    /// SUBMITTER role; a validator quorum revokes any certificate through `proposeRevoke`.
+    /// @param certId The certificate.
+    /// @param reason RFC 5280 CRLReason (0-5, 9, 10).
     function revoke(bytes32 certId, uint8 reason) external;
 
-    /// @notice Suspend an Active certificate (X.1409 Annex A.1). Only its submitter.
+    /// @notice Suspend one's own Active certificate (X.1409 Annex A.1).
+    /// @param certId The certificate.
     function suspend(bytes32 certId) external;
 
-    /// @notice Resume a Suspended certificate. Only its submitter.
+    /// @notice Resume one's own Suspended certificate; HeldByQuorum when a quorum suspended it.
+    /// @param certId The certificate.
     function resume(bytes32 certId) external;
+
+    /// @notice Put the key of a certificate revoked for keyCompromise on the ledger's list of
+    /// compromised keys. Anyone may call it: it only records what the ledger already says.
+    /// @param der The certificate's DER (its sha256 is the certificate id).
+    /// @return keyHash sha256 of its SubjectPublicKeyInfo DER.
+    function reportKeyCompromise(bytes calldata der) external returns (bytes32 keyHash);
+
+    /// @notice Authorise the Active CA certificate `caCertId` (owned by another member) to
+    /// vouch for certificates naming the caller's organization. By default a CA vouches only
+    /// for its owner's organization.
+    /// @param caCertId The issuing CA certificate.
+    function authorizeIssuer(bytes32 caCertId) external;
+
+    /// @notice Withdraw the caller's authorisation of `caCertId`.
+    /// @param caCertId The issuing CA certificate.
+    function deauthorizeIssuer(bytes32 caCertId) external;
+
+    // ------------------------------------------------------------------ membership
+
+    /// @notice Move the caller's membership (index, roles, organization, certificates and
+    /// votes) to a new key. The old account can never be a member again.
+    /// @param account The new key's address; it must never have been a member.
+    function rotateKey(address account) external;
 
     // ------------------------------------------------------------------ governance
 
     /// @notice Propose a new member. Caller must be a validator; its approval counts.
+    /// @dev An account that was a member before gets its old index back (its old votes are
+    /// its own); an account that handed its index to a new key is refused (AccountRetired).
+    /// @param account The new member's address.
+    /// @param organization Its organization name in canonical form (see
+    /// OrganizationNotCanonical), unique among members.
+    /// @param roles Bit set of ROLE_VALIDATOR and ROLE_SUBMITTER.
+    /// @return proposalId The new proposal.
     function proposeAddMember(address account, string calldata organization, uint8 roles)
         external
         returns (uint256 proposalId);
 
     /// @notice Propose removing a member.
+    /// @param account The member.
+    /// @return proposalId The new proposal.
     function proposeRemoveMember(address account) external returns (uint256 proposalId);
 
     /// @notice Propose new roles for a member.
+    /// @param account The member.
+    /// @param roles Bit set of ROLE_VALIDATOR and ROLE_SUBMITTER.
+    /// @return proposalId The new proposal.
     function proposeSetRoles(address account, uint8 roles) external returns (uint256 proposalId);
 
     /// @notice Propose a new endorsement threshold (also the governance quorum).
+    /// @param threshold The new threshold (1..validators).
+    /// @return proposalId The new proposal.
     function proposeThreshold(uint8 threshold) external returns (uint256 proposalId);
 
     /// @notice Propose revoking any certificate by validator quorum.
+    /// @param certId The certificate.
+    /// @param reason RFC 5280 CRLReason (0-5, 9, 10).
+    /// @return proposalId The new proposal.
     function proposeRevoke(bytes32 certId, uint8 reason) external returns (uint256 proposalId);
 
-    /// @notice Propose suspending any Active certificate by validator quorum.
+    /// @notice Propose suspending an Active certificate, or one its submitter suspended, by
+    /// validator quorum; only a quorum resumes it.
+    /// @param certId The certificate.
+    /// @return proposalId The new proposal.
     function proposeSuspend(bytes32 certId) external returns (uint256 proposalId);
 
     /// @notice Propose resuming any Suspended certificate by validator quorum.
+    /// @param certId The certificate.
+    /// @return proposalId The new proposal.
     function proposeResume(bytes32 certId) external returns (uint256 proposalId);
 
+    /// @notice Propose authorising the Active CA certificate `caCertId` to vouch for
+    /// certificates naming `member`'s organization.
+    /// @param caCertId The issuing CA certificate.
+    /// @param member The member whose organization it may vouch for.
+    /// @return proposalId The new proposal.
+    function proposeAuthorizeIssuer(bytes32 caCertId, address member)
+        external
+        returns (uint256 proposalId);
+
+    /// @notice Propose withdrawing an issuer authorisation.
+    /// @param caCertId The issuing CA certificate.
+    /// @param member The member whose organization it vouched for.
+    /// @return proposalId The new proposal.
+    function proposeDeauthorizeIssuer(bytes32 caCertId, address member)
+        external
+        returns (uint256 proposalId);
+
     /// @notice Approve a proposal; it executes when approvals by current validators reach
-    /// the threshold. A removed validator's earlier approval no longer counts.
+    /// the threshold. A removed or demoted validator's approval no longer counts.
+    /// @param proposalId The proposal.
     function approve(uint256 proposalId) external;
 
-    /// @notice Withdraw a proposal (proposer only).
+    /// @notice Withdraw a proposal (its proposer, while a validator).
+    /// @param proposalId The proposal.
     function cancel(uint256 proposalId) external;
 
     /// @notice Execute a proposal whose approvals already reach the threshold (after the
-    /// threshold was lowered). Any validator may call it.
+    /// threshold was lowered). Any validator may call it before the deadline.
+    /// @param proposalId The proposal.
     function execute(uint256 proposalId) external;
 
     // ------------------------------------------------------------------ views
 
     /// @notice True only when the certificate is Active and the chain's time is inside
     /// [notBefore, notAfter].
-    function isValid(bytes32 certId) external view returns (bool);
+    /// @param certId The certificate.
+    /// @return valid Whether relying parties may trust it now.
+    function isValid(bytes32 certId) external view returns (bool valid);
 
     /// @notice The full record of a certificate (status None when unknown).
-    function statusOf(bytes32 certId) external view returns (CertificateStatus memory);
+    /// @param certId The certificate.
+    /// @return status Its record; `endorsements` and `rejections` count all votes cast.
+    function statusOf(bytes32 certId) external view returns (CertificateStatus memory status);
 
     /// @notice The validators that endorsed a certificate.
-    function endorsersOf(bytes32 certId) external view returns (address[] memory);
+    /// @param certId The certificate.
+    /// @return validators Their current addresses.
+    function endorsersOf(bytes32 certId) external view returns (address[] memory validators);
 
     /// @notice The validators that rejected a certificate.
-    function rejectersOf(bytes32 certId) external view returns (address[] memory);
+    /// @param certId The certificate.
+    /// @return validators Their current addresses.
+    function rejectersOf(bytes32 certId) external view returns (address[] memory validators);
 
-    /// @notice Whether `validator` (a current member) endorsed or rejected `certId`.
-    function hasVoted(bytes32 certId, address validator) external view returns (bool);
+    /// @notice Whether the account with `validator`'s index endorsed or rejected `certId`
+    /// (also after it was removed: a vote is cast once for good).
+    /// @param certId The certificate.
+    /// @param validator The account.
+    /// @return voted Whether it voted.
+    function hasVoted(bytes32 certId, address validator) external view returns (bool voted);
 
-    /// @notice The latest certificate submitted for a public key (sha256 of the SPKI DER).
+    /// @notice The latest certificate submitted for a public key. A submission moves it only
+    /// from nothing, from the same member's certificate, or from one that is not Active or
+    /// Suspended: another member cannot repoint a key with an unverified hash.
+    /// @param keyHash sha256 of the SPKI DER.
+    /// @return certId The certificate (zero when none).
     function latestForKey(bytes32 keyHash) external view returns (bytes32 certId);
 
+    /// @notice The certificate revoked for keyCompromise that put `keyHash` on the list of
+    /// compromised keys (zero when the key is not on it).
+    /// @param keyHash sha256 of the SPKI DER.
+    /// @return certId The revoked certificate.
+    function compromisedKey(bytes32 keyHash) external view returns (bytes32 certId);
+
+    /// @notice Whether `caCertId` may vouch for certificates naming the organization
+    /// `orgHash` (sha256 of the canonical name) without being owned by its member.
+    /// @param caCertId The issuing CA certificate.
+    /// @param orgHash sha256 of the organization name.
+    /// @return authorized Whether an authorisation is on the ledger.
+    function isIssuerAuthorized(bytes32 caCertId, bytes32 orgHash)
+        external
+        view
+        returns (bool authorized);
+
+    /// @notice Whether a quorum holds the certificate suspended (only a quorum resumes it).
+    /// @param certId The certificate.
+    /// @return held Whether it is held.
+    function heldByQuorum(bytes32 certId) external view returns (bool held);
+
     /// @notice The renewal that superseded `certId` (set when the renewal activated), or zero.
-    function replacedBy(bytes32 certId) external view returns (bytes32);
+    /// @param certId The certificate.
+    /// @return renewal The renewal.
+    function replacedBy(bytes32 certId) external view returns (bytes32 renewal);
 
     /// @notice The current members.
-    function members() external view returns (MemberInfo[] memory);
+    /// @return list One entry per current member, by index.
+    function members() external view returns (MemberInfo[] memory list);
 
     /// @notice One member (roles 0 when `account` is not a member).
-    function memberOf(address account) external view returns (MemberInfo memory);
+    /// @param account The address.
+    /// @return info The member.
+    function memberOf(address account) external view returns (MemberInfo memory info);
 
     /// @notice The member whose organization is `organization` (zero address when none).
-    function memberByOrganization(string calldata organization) external view returns (address);
+    /// @param organization The name, compared after hashing its bytes (canonical names).
+    /// @return account The member.
+    function memberByOrganization(string calldata organization)
+        external
+        view
+        returns (address account);
 
     /// @notice Endorsements needed for activation and approvals needed for governance.
-    function threshold() external view returns (uint8);
+    /// @return quorum The threshold.
+    function threshold() external view returns (uint8 quorum);
 
     /// @notice Number of current validators.
-    function validatorCount() external view returns (uint256);
+    /// @return count The number.
+    function validatorCount() external view returns (uint256 count);
 
     /// @notice Number of proposals ever made (ids are 1..proposalCount()).
-    function proposalCount() external view returns (uint256);
+    /// @return count The number.
+    function proposalCount() external view returns (uint256 count);
 
     /// @notice A proposal.
-    function proposal(uint256 proposalId) external view returns (ProposalInfo memory);
+    /// @param proposalId The proposal.
+    /// @return info The proposal.
+    function proposal(uint256 proposalId) external view returns (ProposalInfo memory info);
 
-    /// @notice Whether `validator` approved `proposalId`.
-    function hasApproved(uint256 proposalId, address validator) external view returns (bool);
+    /// @notice Whether `validator`, a current validator, approved `proposalId`.
+    /// @param proposalId The proposal.
+    /// @param validator The account.
+    /// @return approved Whether its approval counts.
+    function hasApproved(uint256 proposalId, address validator)
+        external
+        view
+        returns (bool approved);
 
     /// @notice Semantic version of this implementation.
-    function version() external pure returns (string memory);
+    /// @return semver The version.
+    function version() external pure returns (string memory semver);
 }

@@ -6,16 +6,20 @@ from typing import Any
 
 __all__ = [
     "CONTRACT_ERRORS",
+    "AccountRetired",
     "AlreadyAMember",
     "AlreadyApproved",
     "AlreadyVoted",
+    "AuthorizationUnchanged",
     "CertificateAlreadyRegistered",
+    "CertificateUndecided",
     "ChainError",
     "ConfigError",
     "ContractError",
     "DpkiError",
     "EmptyBatch",
     "EmptyCertificate",
+    "HeldByQuorum",
     "InvalidOrganization",
     "InvalidRevocationReason",
     "InvalidRoles",
@@ -23,18 +27,24 @@ __all__ = [
     "InvalidThreshold",
     "InvalidValidity",
     "LengthMismatch",
+    "MalformedCertificate",
     "NonceConflict",
     "NotAMember",
     "NotASubmitter",
     "NotAValidator",
     "NotCertificateOwner",
+    "NotEntitled",
     "NotProposer",
+    "NotRevokedForKeyCompromise",
+    "OrganizationNotCanonical",
     "OrganizationTaken",
     "ParseError",
     "PolicyError",
     "ProposalClosed",
+    "ProposalExpired",
     "QuorumNotReached",
     "RpcUnavailable",
+    "SubmitterNotActive",
     "TooManyMembers",
     "ToolchainError",
     "UnknownCertificate",
@@ -259,13 +269,77 @@ class ZeroAddress(ContractError):
     name = "ZeroAddress"
 
 
+class AccountRetired(ContractError):
+    """The account handed its index to a new key; it can never be a member again."""
+
+    name = "AccountRetired"
+
+
+class AuthorizationUnchanged(ContractError):
+    """The issuer authorisation is already in the wanted state."""
+
+    name = "AuthorizationUnchanged"
+
+
+class CertificateUndecided(ContractError):
+    """The current validators' votes neither activate nor reject the certificate."""
+
+    name = "CertificateUndecided"
+
+
+class HeldByQuorum(ContractError):
+    """A validator quorum suspended the certificate: only a quorum resumes it."""
+
+    name = "HeldByQuorum"
+
+
+class MalformedCertificate(ContractError):
+    """The DER does not parse as far as the SubjectPublicKeyInfo."""
+
+    name = "MalformedCertificate"
+
+
+class NotEntitled(ContractError):
+    """The certificate names another member's organization; no issuer authorised."""
+
+    name = "NotEntitled"
+
+
+class NotRevokedForKeyCompromise(ContractError):
+    """The certificate is not revoked for keyCompromise (reason 1)."""
+
+    name = "NotRevokedForKeyCompromise"
+
+
+class OrganizationNotCanonical(ContractError):
+    """The organization name is not canonical (white space, control, mark)."""
+
+    name = "OrganizationNotCanonical"
+
+
+class ProposalExpired(ContractError):
+    """The proposal's deadline passed."""
+
+    name = "ProposalExpired"
+
+
+class SubmitterNotActive(ContractError):
+    """The submitter is no longer an active submitter: it never becomes active."""
+
+    name = "SubmitterNotActive"
+
+
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {
+    "AccountRetired": AccountRetired,
     "AlreadyAMember": AlreadyAMember,
     "AlreadyApproved": AlreadyApproved,
     "AlreadyVoted": AlreadyVoted,
+    "AuthorizationUnchanged": AuthorizationUnchanged,
     "CertificateAlreadyRegistered": CertificateAlreadyRegistered,
+    "CertificateUndecided": CertificateUndecided,
     "EmptyBatch": EmptyBatch,
     "EmptyCertificate": EmptyCertificate,
+    "HeldByQuorum": HeldByQuorum,
     "InvalidOrganization": InvalidOrganization,
     "InvalidRevocationReason": InvalidRevocationReason,
     "InvalidRoles": InvalidRoles,
@@ -273,14 +347,20 @@ CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     "InvalidThreshold": InvalidThreshold,
     "InvalidValidity": InvalidValidity,
     "LengthMismatch": LengthMismatch,
+    "MalformedCertificate": MalformedCertificate,
     "NotAMember": NotAMember,
     "NotASubmitter": NotASubmitter,
     "NotAValidator": NotAValidator,
     "NotCertificateOwner": NotCertificateOwner,
+    "NotEntitled": NotEntitled,
     "NotProposer": NotProposer,
+    "NotRevokedForKeyCompromise": NotRevokedForKeyCompromise,
+    "OrganizationNotCanonical": OrganizationNotCanonical,
     "OrganizationTaken": OrganizationTaken,
     "ProposalClosed": ProposalClosed,
+    "ProposalExpired": ProposalExpired,
     "QuorumNotReached": QuorumNotReached,
+    "SubmitterNotActive": SubmitterNotActive,
     "TooManyMembers": TooManyMembers,
     "UnknownCertificate": UnknownCertificate,
     "UnknownProposal": UnknownProposal,

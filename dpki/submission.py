@@ -29,7 +29,12 @@ def submission_for(f: CertificateFacts) -> Submission:
 
 @dataclass
 class SubmitOutcome:
-    """What happened to one certificate."""
+    """What happened to one certificate.
+
+    ``submitter`` is the member whose submission holds the id on the ledger; when it is not
+    the caller, the id was taken by someone else (a copy sent first): the caller controls
+    nothing about it, and validators judge that copy (a Rejected one can be sent again).
+    """
 
     cert_id: bytes
     submitted: bool
@@ -38,6 +43,11 @@ class SubmitOutcome:
     block: int | None = None
     #: how many times its transaction had to be sent again (a node lost it)
     resent: int = 0
+    submitter: str | None = None
+
+    def taken_by_other(self, account: str) -> bool:
+        """Return True when another member's submission holds the id."""
+        return self.submitter is not None and self.submitter.lower() != account.lower()
 
 
 def submit_all(
@@ -61,7 +71,10 @@ def submit_all(
     is on the ledger from this account by then (an earlier send that was mined after all)
     counts as submitted, not as a failure. Each batch is awaited until ``confirmations``
     blocks deep; the node may restart meanwhile: sending waits for it, and a signed batch it
-    lost is sent again byte for byte (its nonce lets it execute once at most).
+    lost is sent again byte for byte (its nonce lets it execute once at most). A Rejected id
+    (withdrawn, or a copy validators rejected) is registered again; each outcome names the
+    member whose submission holds the id, and the contract skips an id another member
+    registered meanwhile (the outcome comes from the events of its batch).
     """
     outcomes: dict[bytes, SubmitOutcome] = {}
     unique = list({s.cert_id: s for s in submissions}.values())
@@ -98,11 +111,13 @@ def _not_on_ledger(
     fresh: list[Submission] = []
     records = registry.statuses([s.cert_id for s in submissions])
     for s, record in zip(submissions, records, strict=True):
-        if record.status is Status.NONE:
+        if record.status in (Status.NONE, Status.REJECTED):
             fresh.append(s)
             continue
         ours = retry and (record.submitter or "").lower() == account.address.lower()
-        outcomes[s.cert_id] = SubmitOutcome(s.cert_id, ours, record.status)
+        outcomes[s.cert_id] = SubmitOutcome(
+            s.cert_id, ours, record.status, submitter=record.submitter
+        )
         if ours and progress:
             progress(1)
     return fresh
@@ -134,7 +149,7 @@ def _send_batches(
         in_flight.append((chunk, pending))
     for chunk, pending in in_flight:
         try:
-            (receipt,) = registry.settle(
+            (receipt,) = registry.wait_settled(
                 [pending],
                 confirmations=confirmations,
                 timeout=max(1.0, deadline - time.monotonic()),
@@ -143,14 +158,24 @@ def _send_batches(
             failed += chunk
             error = exc
             continue
+        registered = {
+            bytes(e.args["certId"]) for e in receipt.events if e.name == "CertificateSubmitted"
+        }
+        taken = [s.cert_id for s in chunk if s.cert_id not in registered]
         for s in chunk:
-            outcomes[s.cert_id] = SubmitOutcome(
-                s.cert_id,
-                True,
-                Status.PENDING,
-                receipt.tx_hash,
-                receipt.block_number,
-                pending.resent,
+            if s.cert_id in registered:
+                outcomes[s.cert_id] = SubmitOutcome(
+                    s.cert_id,
+                    True,
+                    Status.PENDING,
+                    receipt.tx_hash,
+                    receipt.block_number,
+                    pending.resent,
+                    submitter=account.address,
+                )
+        for cert_id, record in zip(taken, registry.statuses(taken), strict=True):
+            outcomes[cert_id] = SubmitOutcome(
+                cert_id, False, record.status, submitter=record.submitter
             )
         if progress:
             progress(len(chunk))

@@ -28,18 +28,26 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from dpki.chain.registry import Event, Registry, Status
-from dpki.errors import ChainError, DpkiError, ParseError, RpcUnavailable
+from dpki.chain.registry import Event, Member, Registry, Status
+from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
 from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.issuers import LedgerIssuers
-from dpki.pki.policy import DEFAULT, Policy, evaluate
-from dpki.pki.x509 import organization_hash, parse_certificate, validity_seconds
+from dpki.pki.policy import DEFAULT, IssuerCandidate, Policy, evaluate
+from dpki.pki.x509 import (
+    CertificateFacts,
+    normalize_organization,
+    organization_hash,
+    parse_certificate,
+    validity_seconds,
+    verifies_under,
+)
 
 __all__ = ["SUBMISSION_MISMATCH", "Validator", "Vote"]
 
 #: reason code for a submission whose declared fields disagree with its DER
 SUBMISSION_MISMATCH = REJECTION_REASONS["SUBMISSION_MISMATCH"]
 _MALFORMED = REJECTION_REASONS["MALFORMED"]
+_KEY_COMPROMISE = 1  # RFC 5280 CRLReason keyCompromise
 
 log = logging.getLogger("dpki.validator")
 
@@ -102,7 +110,10 @@ class Validator:
         self.clock = clock
         self.issuers = LedgerIssuers(registry, deploy_block)
         self.state = self._load_state()
-        self._orgs: dict[str, str | None] = {}
+        # ledger facts cached for one step only: membership changes between steps
+        self._members: dict[str, Member | None] = {}
+        self._by_org: dict[str, str | None] = {}
+        self._compromised: dict[bytes, bool] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -126,11 +137,70 @@ class Validator:
 
     # ------------------------------------------------------------------ decisions
 
-    def _organization(self, submitter: str) -> str | None:
-        if submitter not in self._orgs:
-            member = self.registry.member_of(submitter)
-            self._orgs[submitter] = member.organization if member else None
-        return self._orgs[submitter]
+    def _member(self, account: str) -> Member | None:
+        if account not in self._members:
+            member = self.registry.member_of(account)
+            self._members[account] = member
+            if member is not None:  # its organization names it: no look-up needed for that
+                self._by_org.setdefault(member.organization, member.address)
+        return self._members[account]
+
+    def prefetch(self, events: list[Event]) -> None:
+        """Read what deciding these submissions needs from the ledger in batches: whether
+        their keys are compromised, and their submitters (so that ``decide`` asks nothing
+        more for a certificate naming its submitter's organization)."""
+        keys = [bytes(e.args["keyHash"]) for e in events]
+        self._compromised.update(zip(keys, self.registry.compromised_keys(keys), strict=True))
+        for event in events:
+            self._member(str(event.args["submitter"]))
+
+    def _member_named(self, organization: str) -> str | None:
+        if organization not in self._by_org:
+            self._by_org[organization] = self.registry.member_by_organization(organization)
+        return self._by_org[organization]
+
+    def _key_compromised(self, key_hash: bytes) -> bool:
+        if key_hash not in self._compromised:
+            self._compromised[key_hash] = self.registry.compromised_key(key_hash) is not None
+        return self._compromised[key_hash]
+
+    def _forget_ledger_facts(self) -> None:
+        self._members.clear()
+        self._by_org.clear()
+        self._compromised.clear()
+
+    @staticmethod
+    def _reject(cert_id: bytes, code: str) -> Vote:
+        return Vote(cert_id, False, (code,), REJECTION_REASONS[code])
+
+    def _vouching(self, f: CertificateFacts, submitter: str) -> str | None:
+        """Return a rejection code when the active ledger CA that issued ``f`` may not vouch
+        for it or the submitter is not entitled to it; None when it may.
+
+        By default a CA vouches only for its owner's organization: a certificate naming
+        another member's organization needs that member's (or a quorum's) authorisation of
+        the CA on the ledger. It is registered by the CA's owner or by the member it names.
+        """
+        if f.self_issued:
+            return None
+        issuer = self._signing_issuer(f)
+        if issuer is None or issuer.owner is None or issuer.cert_id is None:
+            return None  # the policy already judged an issuer that is not on the ledger
+        named = normalize_organization(f.subject_organization)
+        member = self._member_named(named) if named else None
+        if member is not None and member != issuer.owner:
+            if not self.registry.is_issuer_authorized(issuer.cert_id, organization_hash(named)):
+                return "ISSUER_NOT_AUTHORIZED"
+            if submitter in (member, issuer.owner):
+                return None
+            return "NOT_ENTITLED"
+        return None if submitter == issuer.owner else "NOT_ENTITLED"
+
+    def _signing_issuer(self, f: CertificateFacts) -> IssuerCandidate | None:
+        for candidate in self.issuers(f.certificate):
+            if candidate.active and verifies_under(f.certificate, candidate.certificate):
+                return candidate
+        return None
 
     def decide(self, event: Event, at: datetime) -> Vote:
         """Return the vote on one ``CertificateSubmitted`` event."""
@@ -154,13 +224,26 @@ class Validator:
         if mismatches:
             log.info("0x%s: declared %s disagree with the DER", cert_id.hex(), "+".join(mismatches))
             return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
-        organization = self._organization(str(args["submitter"]))
+        submitter = str(args["submitter"])
+        member = self._member(submitter)
+        if member is None or not member.is_submitter:
+            # its submission can never activate (the contract refuses): say so on the ledger
+            return self._reject(cert_id, "SUBMITTER_NOT_ACTIVE")
+        if self._key_compromised(f.spki_sha256):
+            return self._reject(cert_id, "KEY_COMPROMISED")
         try:
             verdict = evaluate(
-                f, organization=organization, at=at, issuers=self.issuers, policy=self.policy
+                f,
+                organization=member.organization,
+                at=at,
+                issuers=self.issuers,
+                policy=self.policy,
             )
+            vouching = self._vouching(f, member.address) if verdict.ok else None
         except ParseError:
             return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
+        if vouching is not None:
+            return self._reject(cert_id, vouching)
         if verdict.ok:
             return Vote(cert_id, True)
         codes = verdict.codes
@@ -226,9 +309,17 @@ class Validator:
             return 0
         end = min(safe, self.state.checkpoint + self.log_range)
         start = self.state.checkpoint + 1
+        self._forget_ledger_facts()
+        self._report_compromised_keys(start, end)
         before = self._headers([end])[0]
         self.issuers.refresh(end)
-        events = self.registry.events(start, end, ["CertificateSubmitted"])
+        # an id registered again (after a rejection) in the same range: its last submission
+        events = list(
+            {
+                bytes(e.args["certId"]): e
+                for e in self.registry.events(start, end, ["CertificateSubmitted"])
+            }.values()
+        )
         after = self._headers([end])[0]
         if before is None or after is None or before["hash"] != after["hash"]:
             return 0  # the chain moved while the range was read: read it again
@@ -240,6 +331,7 @@ class Validator:
         ids = [bytes(e.args["certId"]) for e in events]
         statuses = self.registry.statuses(ids)
         voted = self.registry.have_voted(ids, self.account.address)
+        self.prefetch(events)
         decisions = [
             self._decide_one(event, at)
             for event, record, done in zip(events, statuses, voted, strict=True)
@@ -250,6 +342,23 @@ class Validator:
         self.state.recent = [*self.state.recent, (end, str(after["hash"]))][-_KEEP_HASHES:]
         self._save_state()
         return len(decisions)
+
+    def _report_compromised_keys(self, start: int, end: int) -> None:
+        """List on the ledger the keys of certificates revoked for keyCompromise in the range
+        (anyone may; every validator does, so that the list never depends on one member)."""
+        for event in self.registry.events(start, end, ["CertificateStatusChanged"]):
+            args = event.args
+            if args["status"] != Status.REVOKED or args["reason"] != _KEY_COMPROMISE:
+                continue
+            cert_id = bytes(args["certId"])
+            der = self.registry.submitted_der(cert_id, self.deploy_block)
+            if der is None:
+                continue
+            try:
+                self.registry.report_key_compromise(self.account, der).wait()
+                log.info("listed the key of 0x%s as compromised", cert_id.hex())
+            except ContractError as exc:  # e.g. bytes that do not parse that far
+                log.warning("could not list the key of 0x%s: %s", cert_id.hex(), exc)
 
     def _vote(self, decisions: list[Vote]) -> None:
         pending = []
@@ -267,7 +376,7 @@ class Validator:
             pending.append((chunk, tx))
         # a vote lost with a dropped block is cast again: the checkpoint moves only after
         # the votes are mined, and a reorganization below it sends the validator back
-        receipts = self.registry.settle([tx for _, tx in pending], ride_out=False)
+        receipts = self.registry.wait_settled([tx for _, tx in pending], ride_out=False)
         for (chunk, _tx), receipt in zip(pending, receipts, strict=True):
             for d in chunk:
                 log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,41 @@ def _deployed(anvil: Devnet, accounts: list[LocalAccount]) -> tuple[str, int]:
 
 
 @pytest.fixture
+def a(accounts: list[LocalAccount]) -> LocalAccount:
+    """Vendor A of the session registry."""
+    return accounts[0]
+
+
+@pytest.fixture
+def b(accounts: list[LocalAccount]) -> LocalAccount:
+    """Operator B of the session registry."""
+    return accounts[1]
+
+
+@pytest.fixture
+def c(accounts: list[LocalAccount]) -> LocalAccount:
+    """CA C of the session registry."""
+    return accounts[2]
+
+
+@pytest.fixture
 def chain(anvil: Devnet) -> Iterator[str]:
     """Snapshot the chain before a test and revert it after; yield the RPC URL."""
     snapshot = rpc(anvil.rpc_url, "evm_snapshot")
     yield anvil.rpc_url
     assert rpc(anvil.rpc_url, "evm_revert", snapshot) is True
+    catch_up_the_clock(anvil.rpc_url)
+
+
+def catch_up_the_clock(url: str) -> None:
+    """Set anvil's clock to the wall clock again (never backwards) and mine a block at it.
+
+    A revert restores the snapshot's time, so without this every test leaves the chain behind
+    by its own length, and a certificate made later with a wall-clock notBefore is not yet
+    valid on the chain."""
+    latest: Any = rpc(url, "eth_getBlockByNumber", "latest", False)
+    rpc(url, "evm_setTime", max(int(time.time()), int(latest["timestamp"], 16) + 1))
+    rpc(url, "evm_mine")  # so that the latest block, which chain_time() reads, says it too
 
 
 @pytest.fixture
@@ -86,9 +117,13 @@ def deploy_block(_deployed: tuple[str, int]) -> int:
 
 
 def fake_submission(
-    seed: int | bytes, size: int = 600, window: tuple[int, int] = (0, 2**39)
+    seed: int | bytes,
+    size: int = 600,
+    window: tuple[int, int] = (0, 2**39),
+    organization: str | None = None,
 ) -> Submission:
-    """Return a submission whose DER is deterministic filler (the contract never parses DER)."""
+    """Return a submission whose DER is deterministic filler (the contract parses DER only
+    to list a compromised key); ``organization`` gives its declared orgHash (default none)."""
     material = seed if isinstance(seed, bytes) else seed.to_bytes(8, "big")
     der = (hashlib.sha256(material).digest() * (size // 32 + 1))[:size]
     return Submission(
@@ -96,7 +131,7 @@ def fake_submission(
         not_before=window[0],
         not_after=window[1],
         key_hash=hashlib.sha256(b"key" + material).digest(),
-        org_hash=hashlib.sha256(b"Vendor A").digest(),
+        org_hash=hashlib.sha256(organization.encode()).digest() if organization else bytes(32),
     )
 
 

@@ -94,17 +94,21 @@ def active_ca(registry: Registry, accounts: Sequence[LocalAccount]) -> Device:
 def put_decoys(
     registry: Registry, accounts: Sequence[LocalAccount], ca: Device, count: int
 ) -> list[bytes]:
-    """Submit ``count`` decoys of ``ca`` from Operator B; reject every other one."""
+    """Submit ``count`` decoys of ``ca``; reject every other one.
+
+    They come from Vendor A, the CA's own organization: since registry 2.0 the ledger refuses
+    decoys naming Vendor A from any other member (NotEntitled), so a member can only flood
+    look-alikes of its own organization's issuers."""
     ders = [decoy(ca, copy_key_identifier=i % 2 == 0) for i in range(count)]
     subs = [submission_for(parse_certificate(d)) for d in ders]
     for start in range(0, len(subs), 50):
-        registry.submit_batch(accounts[1], subs[start : start + 50]).wait()
+        registry.submit_batch(accounts[0], subs[start : start + 50]).wait()
     ids = [s.cert_id for s in subs]
     rejected = ids[::2]
     code = REJECTION_REASONS["ORG_MISMATCH"]
     for start in range(0, len(rejected), 50):
         part = rejected[start : start + 50]
-        for validator in (accounts[0], accounts[2]):
+        for validator in (accounts[1], accounts[2]):
             registry.reject_batch(validator, part, [code] * len(part)).wait()
     return ids
 

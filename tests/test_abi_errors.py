@@ -33,6 +33,7 @@ def encode(item: dict[str, Any], values: list[Any]) -> bytes:
 
 SAMPLES: dict[str, Any] = {
     "address": ADDRESS.lower(),
+    "bool": True,
     "bytes32": bytes(range(32)),
     "string": "Ünïcode Org",
     "uint8": 5,
@@ -126,7 +127,7 @@ def test_revert_without_usable_data_is_a_plain_chain_error(data: Any) -> None:
 
 
 def on_chain_test_sources() -> str:
-    files = ("test_registry.py", "test_governance.py", "registry_helpers.py")
+    files = ("test_registry.py", "test_governance.py", "registry_helpers.py", "test_attacks.py")
     return "".join((TESTS / f).read_text() for f in files)
 
 

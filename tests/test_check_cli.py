@@ -190,7 +190,7 @@ def test_defects_from_a_third_party_suite(leaf: str, issuer: str | None, codes: 
 
 
 def test_no_deployment_means_no_ledger_lookup() -> None:
-    assert check_module._ledger_lookup() is None
+    assert check_module._ledger_lookup() == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_ledger_lookup_seam(
     def ledger(certificate: x509.Certificate) -> list[IssuerCandidate]:
         return [IssuerCandidate(ca, active=active)] if certificate.issuer == ca.subject else []
 
-    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: ledger)
+    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (ledger, None))
     _, entries = as_json(cert("good_issued.pem"), "--at", AT)
     assert [v["code"] for v in entries[0]["violations"]] == codes  # type: ignore[attr-defined]
     # --issuer files are consulted alongside the ledger

@@ -281,7 +281,7 @@ def test_partition_minority_stalls_then_reorganizes(consortium: Consortium) -> N
             rpc_call(minority.rpc_url, "eth_getTransactionReceipt", "0x" + suspend.tx_hash.hex())
             is None
         )
-        assert consortium.registry(CA).settle([revoke])[0].block_number <= top
+        assert consortium.registry(CA).wait_settled([revoke])[0].block_number <= top
         wait_until(lambda: inquiry.status(cid) == "revoked", timeout=60, what="index rolls back")
         history = inquiry.record(cid)["history"]
         assert [h["status"] for h in history][-1] == "revoked"

@@ -14,7 +14,7 @@ from e2e import ORGS, private_devnet, run_cli
 from dpki.chain.deployment import Deployment
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Status
-from dpki.dev.devices import make_device
+from dpki.dev.devices import Device, make_ca, make_device
 from dpki.pki.x509 import facts
 from dpki.submission import submission_for
 
@@ -102,3 +102,57 @@ def test_threshold_proposal_out_of_range_is_refused(net: Deployment) -> None:
     result = run_cli("propose", "threshold", "4", "--as", VENDOR, deployment=net)
     assert result.returncode == 3
     assert "InvalidThreshold" in result.stderr and "Traceback" not in result.stderr
+
+
+def _active(net: Deployment, owner: int, device: Device) -> bytes:
+    registry = net.registry_client()
+    registry.submit(
+        dev_account(owner), submission_for(facts(device.certificate, der=device.der))
+    ).wait()
+    cid = hashlib.sha256(device.der).digest()
+    for i in {0, 1, 2} - {owner}:
+        registry.endorse(dev_account(i), cid).wait()
+    return cid
+
+
+def test_issuer_authorisations_from_the_command_line(net: Deployment) -> None:
+    """Vendor A lets Operator B's CA vouch for it, lists it, takes it back; a quorum grants."""
+    ca = _active(net, 1, make_ca(OPERATOR))
+    granted = run_cli("authorize-issuer", ca.hex(), "--as", VENDOR, deployment=net)
+    assert granted.returncode == 0, granted.stderr
+    listed = _json(run_cli("authorizations", "--json", deployment=net))
+    (row,) = listed["authorizations"]  # type: ignore[misc]
+    assert (row["issuer"], row["organization"]) == (ca.hex(), VENDOR)
+    again = run_cli("authorize-issuer", ca.hex(), "--as", VENDOR, deployment=net)
+    assert again.returncode == 3 and "AuthorizationUnchanged" in again.stderr
+    assert run_cli("deauthorize-issuer", ca.hex(), "--as", VENDOR, deployment=net).returncode == 0
+    assert _json(run_cli("authorizations", "--json", deployment=net))["authorizations"] == []
+    vendor = net.member(VENDOR).address
+    opened = _json(
+        run_cli(
+            "propose", "authorize-issuer", ca.hex(), "--member", vendor, "--as", OPERATOR,
+            "--json", deployment=net,
+        )
+    )  # fmt: skip
+    _json(run_cli("approve", str(opened["id"]), "--as", CA, "--json", deployment=net))
+    (row,) = _json(run_cli("authorizations", "--json", deployment=net))["authorizations"]  # type: ignore[misc]
+    assert row["granted_by"] == net.member(CA).address
+
+
+def test_withdraw_and_settle_from_the_command_line(net: Deployment, tmp_path: Path) -> None:
+    registry = net.registry_client()
+    device = make_device(VENDOR, "W-1")
+    path = tmp_path / "w1.pem"
+    path.write_bytes(device.pem)
+    registry.submit(
+        dev_account(0), submission_for(facts(device.certificate, der=device.der))
+    ).wait()
+    shown = run_cli("withdraw", str(path), "--as", VENDOR, "--json", deployment=net)
+    assert _json(shown)["status"] == "rejected"
+    undecided = run_cli("settle", str(path), "--as", OPERATOR, deployment=net)
+    assert undecided.returncode == 3 and "InvalidStatus" in undecided.stderr
+    renamed = run_cli(
+        "propose", "add-member", dev_account(8).address, "  Service E\u00a0", "--as", VENDOR,
+        "--json", deployment=net,
+    )  # fmt: skip
+    assert _json(renamed)["organization"] == "Service E"  # sent in canonical form

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -200,3 +201,20 @@ def test_garbage_on_the_ledger_is_shown_not_fatal(node: Node) -> None:
     assert get(node, f"/ui/certificates/{cid}").status_code == 200
     assert get(node, "/", id=cid).status_code == 303
     assert get(node, "/certificates", status="pending").status_code == 200
+
+
+def test_issuer_authorisations_are_served(node: Node) -> None:
+    """An authorisation on the ledger shows in /authorizations; withdrawn, it goes."""
+    b = node.accounts[1]
+    node.registry.authorize_issuer(b, node.ids["spare"]).wait()
+    node.reindex(lambda: bool(get(node, "/authorizations").json()["authorizations"]))
+    (row,) = get(node, "/authorizations").json()["authorizations"]
+    assert row == {
+        "issuer": node.ids["spare"].hex(),
+        "org_hash": hashlib.sha256(b"Operator B").hexdigest(),
+        "member": b.address,
+        "granted_by": b.address,
+        "organization": "Operator B",
+    }
+    node.registry.deauthorize_issuer(b, node.ids["spare"]).wait()
+    node.reindex(lambda: not get(node, "/authorizations").json()["authorizations"])

@@ -41,7 +41,7 @@ def test_two_hundred_decoys_cost_a_leaf_decision_no_rpc(
     node = _validator(registry, accounts[2], deploy_block, tmp_path)
     before = submit_leaf(registry, accounts[0], ca, "plain")
     node.issuers.refresh(registry.block_number())
-    node._organization(before.args["submitter"])  # the submitter's organization, cached
+    node.prefetch([before])  # the submitter's membership and the key list, read in a batch
     start = _rpcs(node)
     assert node.decide(before, NOW).endorse
     without_decoys = _rpcs(node) - start
@@ -51,6 +51,7 @@ def test_two_hundred_decoys_cost_a_leaf_decision_no_rpc(
     start = _rpcs(node)
     node.issuers.refresh(registry.block_number())
     refresh = _rpcs(node) - start
+    node.prefetch([after])
     start = _rpcs(node)
     decision = node.decide(after, NOW)
     with_decoys = _rpcs(node) - start

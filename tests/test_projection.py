@@ -11,6 +11,7 @@ from dpki.inquiry.projection import (
     CertRow,
     args_from_json,
     args_json,
+    authorization_rows,
     member_rows,
     project_range,
 )
@@ -218,3 +219,33 @@ def test_member_events_make_member_rows_and_the_threshold() -> None:
 def test_event_arguments_survive_json() -> None:
     args = {"certId": b"\x07" * 32, "validator": V1, "status": 2, "der": b"\x30\x00"}
     assert args_from_json(args_json(args)) == {k: v for k, v in args.items() if k != "der"}
+
+
+def test_a_key_rotation_moves_the_member_to_its_new_address() -> None:
+    old, new = "0x" + "11" * 20, "0x" + "22" * 20
+    added = {"account": old, "organization": "Vendor A", "roles": 3, "index": 0}
+    rows, _ = member_rows(
+        [
+            ("MemberAdded", added, 5),
+            ("MemberKeyRotated", {"previousAccount": old, "account": new, "index": 0}, 9),
+        ]
+    )
+    by_address = {r["address"]: r for r in rows}
+    assert by_address[old]["active"] is False
+    assert by_address[new] == {
+        "address": new,
+        "organization": "Vendor A",
+        "roles": 3,
+        "idx": 0,
+        "active": True,
+        "since_block": 9,
+    }
+
+
+def test_authorisations_fold_grants_and_withdrawals() -> None:
+    ca, org = b"\x01" * 32, b"\x02" * 32
+    grant = {"caCertId": ca, "orgHash": org, "member": "0xA", "actor": "0xB", "authorized": True}
+    assert authorization_rows([grant]) == [
+        {"issuer": ca.hex(), "org_hash": org.hex(), "member": "0xA", "granted_by": "0xB"}
+    ]
+    assert authorization_rows([grant, dict(grant, authorized=False)]) == []

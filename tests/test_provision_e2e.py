@@ -127,7 +127,7 @@ def test_killed_validator_catches_up_without_double_or_missed_votes(
             make_device(VENDOR, "OLD", not_before=dt.datetime(2001, 1, 1, tzinfo=dt.UTC), days=30),
             "EXPIRED",
         ),
-        ("other-members-org", make_device(OPERATOR, "IMPOSTOR"), "ORG_MISMATCH"),
+        ("look-alike-org", make_device(OPERATOR + " Ltd", "IMPOSTOR"), "ORG_MISMATCH"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -159,6 +159,20 @@ def test_policy_violation_sent_with_skip_check_is_rejected(
     shown = run_cli("status", str(path), "--json", deployment=net)
     assert shown.returncode == 1
     assert json.loads(shown.stdout)["reason"] == code
+
+
+def test_a_certificate_naming_another_members_organization_is_refused_by_the_ledger(
+    net: Deployment, tmp_path: Path
+) -> None:
+    """The contract judges entitlement at submission: O=Operator B sent by Vendor A (even with
+    --skip-check) never reaches the ledger."""
+    registry = net.registry_client()
+    device = make_device(OPERATOR, "IMPOSTOR-2")
+    path = _write(tmp_path, "impostor.pem", device)
+    sent = run_cli("submit", str(path), "--as", VENDOR, "--skip-check", "--json", deployment=net)
+    assert sent.returncode == 3
+    assert "NotEntitled" in sent.stderr and "Traceback" not in sent.stderr
+    assert _status(registry, device) is Status.NONE
 
 
 def test_declared_fields_that_disagree_with_the_der_are_rejected(

@@ -96,7 +96,7 @@ def test_genesis_members_threshold_and_version(
     assert registry.threshold() == 2
     assert registry.validator_count() == 3
     assert registry.proposal_count() == 0
-    assert registry.version() == "1.0.0" == dpki.__version__  # one version everywhere
+    assert registry.version() == "2.0.0" == dpki.__version__  # one version everywhere
     assert registry.call("MAX_MEMBERS") == 48
     assert (registry.call("ROLE_VALIDATOR"), registry.call("ROLE_SUBMITTER")) == (1, 2)
 
@@ -562,7 +562,7 @@ def test_only_the_submitter_renews(
     ("make_state", "status"),
     [
         pytest.param(lambda r, a, c: None, Status.PENDING, id="pending"),
-        pytest.param(lambda r, a, c: r.revoke(a, c, 1).wait(), Status.REVOKED, id="revoked"),
+        pytest.param(lambda r, a, c: r.withdraw(a, c).wait(), Status.REJECTED, id="withdrawn"),
     ],
 )
 def test_renewing_a_certificate_that_is_not_in_force_is_refused(
@@ -612,10 +612,18 @@ def test_revoke_refuses_hold_unused_remove_from_crl_and_unknown_reasons(
 def test_a_pending_certificate_can_be_withdrawn(
     registry: Registry, pending: Submission, vendor: LocalAccount, make_state, previous
 ) -> None:
+    """Withdrawing clears the claim (Rejected, WITHDRAWN): the id can be registered again;
+    revoking a Pending certificate, which would burn the id, is refused."""
     make_state(registry, vendor, pending.cert_id)
-    receipt = registry.revoke(vendor, pending.cert_id, 0).wait()
-    assert receipt.event("CertificateStatusChanged").args["previous"] == previous
-    assert registry.status_of(pending.cert_id).status is Status.REVOKED
+    with refused(errors.InvalidStatus, certId=pending.cert_id, status=Status.PENDING):
+        registry.revoke(vendor, pending.cert_id, 0).wait()
+    receipt = registry.withdraw(vendor, pending.cert_id).wait()
+    assert events(receipt) == [
+        status_changed(pending.cert_id, vendor.address, previous, Status.REJECTED, WITHDRAWN)
+    ]
+    assert registry.status_of(pending.cert_id).status is Status.REJECTED
+    registry.submit(vendor, pending).wait()
+    assert registry.status_of(pending.cert_id).status is Status.PENDING
 
 
 def test_revoking_twice_is_refused(
@@ -625,6 +633,9 @@ def test_revoking_twice_is_refused(
     with refused(errors.InvalidStatus, certId=active.cert_id, status=Status.REVOKED):
         registry.revoke(vendor, active.cert_id, 4).wait()
     assert registry.status_of(active.cert_id).reason == 1
+
+
+WITHDRAWN = 18
 
 
 def test_a_rejected_certificate_cannot_be_revoked(
@@ -837,16 +848,15 @@ def test_an_empty_batch_is_refused(registry: Registry, vendor: LocalAccount, cal
 @pytest.mark.parametrize(
     "duplicate_of", ["inside-the-batch", "already-on-the-ledger"], ids=lambda d: d
 )
-def test_a_submit_batch_with_a_duplicate_stores_nothing(
+def test_a_submit_batch_skips_an_id_already_registered(
     registry: Registry, vendor: LocalAccount, pending: Submission, duplicate_of: str
 ) -> None:
+    """One item already on the ledger (for example a copy another member sent first) does
+    not revert the batch: it is skipped without an event and its record is untouched."""
     fresh = [fake_submission(300 + i) for i in range(3)]
     duplicate = fresh[0] if duplicate_of == "inside-the-batch" else pending
-    batch = [*fresh, duplicate]
-    ids = [s.cert_id for s in fresh]
-    before = ledger_state(registry, ids)
-    with refused(errors.CertificateAlreadyRegistered, certId=duplicate.cert_id):
-        registry.submit_batch(vendor, batch).wait()
-    assert ledger_state(registry, ids) == before
-    assert {registry.status_of(c).status for c in ids} == {Status.NONE}
-    assert all(registry.latest_for_key(s.key_hash) is None for s in fresh)
+    before = registry.status_of(pending.cert_id)
+    receipt = registry.submit_batch(vendor, [*fresh, duplicate]).wait()
+    assert [e.args["certId"] for e in receipt.events] == [s.cert_id for s in fresh]
+    assert {registry.status_of(s.cert_id).status for s in fresh} == {Status.PENDING}
+    assert registry.status_of(pending.cert_id) == before

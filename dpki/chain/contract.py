@@ -126,9 +126,14 @@ class ContractClient:
     # ------------------------------------------------------------------ events
 
     def events(
-        self, from_block: int, to_block: int | str = "latest", names: Iterable[str] | None = None
+        self,
+        from_block: int,
+        to_block: int | str = "latest",
+        names: Iterable[str] | None = None,
+        cert_id: bytes | None = None,
     ) -> list[Event]:
-        """Return decoded registry events in ``[from_block, to_block]`` (one eth_getLogs)."""
+        """Return decoded registry events in ``[from_block, to_block]`` (one eth_getLogs);
+        ``cert_id`` keeps those whose first indexed argument is that certificate."""
         params: dict[str, Any] = {
             "address": self.address,
             "fromBlock": block_param(from_block),
@@ -136,6 +141,8 @@ class ContractClient:
         }
         if names is not None:
             params["topics"] = [self.abi.event_topics(set(names))]
+        if cert_id is not None:
+            params["topics"] = [params.get("topics", [None])[0], "0x" + cert_id.hex()]
         response = self.rpc.request("eth_getLogs", [params])
         if "error" in response:
             raise ChainError(f"eth_getLogs failed: {response['error'].get('message')}")
@@ -152,7 +159,7 @@ class ContractClient:
         """
         return self.transactions.send(account, self.address, self.abi.encode_call(name, args))
 
-    def settle(
+    def wait_settled(
         self,
         pending: Sequence[PendingTx],
         *,

@@ -32,6 +32,7 @@ from dpki.chain.rpc import RpcClient, connect
 from dpki.chain.transactions import PendingTx, Receipt, Transactions
 from dpki.chain.types import (
     NO_EXPIRY,
+    PROPOSAL_LIFETIME,
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
     CertificateStatus,
@@ -48,6 +49,7 @@ from dpki.pki.codes import Status
 __all__ = [
     "ARTIFACT_PATH",
     "NO_EXPIRY",
+    "PROPOSAL_LIFETIME",
     "ROLE_SUBMITTER",
     "ROLE_VALIDATOR",
     "CertificateStatus",
@@ -76,6 +78,8 @@ _PROPOSE = {
     ProposalKind.REVOKE: "proposeRevoke",
     ProposalKind.SUSPEND: "proposeSuspend",
     ProposalKind.RESUME: "proposeResume",
+    ProposalKind.AUTHORIZE_ISSUER: "proposeAuthorizeIssuer",
+    ProposalKind.DEAUTHORIZE_ISSUER: "proposeDeauthorizeIssuer",
 }
 
 
@@ -197,6 +201,29 @@ class Registry(ContractClient):
         value = bytes(self.call("latestForKey", key_hash))
         return None if value == b"\x00" * 32 else value
 
+    def submitted_der(self, cert_id: bytes, from_block: int) -> bytes | None:
+        """Return the DER of a certificate from its latest submission event, or None."""
+        found = self.events(from_block, "latest", ["CertificateSubmitted"], cert_id=cert_id)
+        return bytes(found[-1].args["der"]) if found else None
+
+    def compromised_key(self, key_hash: bytes) -> bytes | None:
+        """Return the certificate that put ``key_hash`` on the compromised list, or None."""
+        value = bytes(self.call("compromisedKey", key_hash))
+        return None if value == bytes(32) else value
+
+    def compromised_keys(self, key_hashes: Sequence[bytes]) -> list[bool]:
+        """Return, per key hash, whether it is on the compromised list (batched)."""
+        found = self.call_many("compromisedKey", [(k,) for k in key_hashes])
+        return [bytes(v) != bytes(32) for v in found]
+
+    def is_issuer_authorized(self, ca_cert_id: str | bytes, org_hash: bytes) -> bool:
+        """Return whether ``ca_cert_id`` may vouch for the organization ``org_hash``."""
+        return bool(self.call("isIssuerAuthorized", as_cert_id(ca_cert_id), org_hash))
+
+    def held_by_quorum(self, cert_id: str | bytes) -> bool:
+        """Return whether a quorum holds the certificate suspended."""
+        return bool(self.call("heldByQuorum", as_cert_id(cert_id)))
+
     def replaced_by(self, cert_id: str | bytes) -> bytes | None:
         """Return the certificate that renewed ``cert_id``, or None."""
         value = bytes(self.call("replacedBy", as_cert_id(cert_id)))
@@ -244,6 +271,7 @@ class Registry(ContractClient):
             cert_id=bytes(p[8]),
             reason=p[9],
             organization=p[10],
+            deadline=p[11],
         )
 
     def has_approved(self, proposal_id: int, validator: str) -> bool:
@@ -299,6 +327,30 @@ class Registry(ContractClient):
     def resume(self, account: LocalAccount, cert_id: str | bytes) -> PendingTx:
         """Resume a suspended certificate the account's organization submitted."""
         return self.transact(account, "resume", as_cert_id(cert_id))
+
+    def withdraw(self, account: LocalAccount, cert_id: str | bytes) -> PendingTx:
+        """Withdraw one's own pending certificate (its id can be registered again)."""
+        return self.transact(account, "withdraw", as_cert_id(cert_id))
+
+    def settle(self, account: LocalAccount, cert_id: str | bytes) -> PendingTx:
+        """Decide a pending certificate from the current validators' votes."""
+        return self.transact(account, "settle", as_cert_id(cert_id))
+
+    def report_key_compromise(self, account: LocalAccount, der: bytes) -> PendingTx:
+        """List the key of a certificate revoked for keyCompromise as compromised."""
+        return self.transact(account, "reportKeyCompromise", der)
+
+    def authorize_issuer(self, account: LocalAccount, ca_cert_id: str | bytes) -> PendingTx:
+        """Let another member's CA vouch for certificates naming the account's organization."""
+        return self.transact(account, "authorizeIssuer", as_cert_id(ca_cert_id))
+
+    def deauthorize_issuer(self, account: LocalAccount, ca_cert_id: str | bytes) -> PendingTx:
+        """Withdraw the account's authorisation of a CA."""
+        return self.transact(account, "deauthorizeIssuer", as_cert_id(ca_cert_id))
+
+    def rotate_key(self, account: LocalAccount, new_address: str) -> PendingTx:
+        """Move the account's membership to a new key."""
+        return self.transact(account, "rotateKey", to_checksum_address(new_address))
 
     def propose(self, account: LocalAccount, kind: ProposalKind, *args: Any) -> PendingTx:
         """Open a governance proposal (its id: ``proposal_id_of(pending.wait())``)."""

@@ -13,6 +13,7 @@ from dpki.pki.codes import Status
 __all__ = [
     "CERT_ID_PATTERN",
     "NO_EXPIRY",
+    "PROPOSAL_LIFETIME",
     "ROLE_SUBMITTER",
     "ROLE_VALIDATOR",
     "CertificateStatus",
@@ -28,6 +29,8 @@ __all__ = [
 ROLE_VALIDATOR = 1
 ROLE_SUBMITTER = 2
 NO_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z, IEEE 802.1AR "no well-defined expiration"
+#: seconds a proposal stays open (the contract's PROPOSAL_LIFETIME)
+PROPOSAL_LIFETIME = 7 * 24 * 3600
 
 
 class ProposalKind(enum.IntEnum):
@@ -40,6 +43,8 @@ class ProposalKind(enum.IntEnum):
     REVOKE = 4
     SUSPEND = 5
     RESUME = 6
+    AUTHORIZE_ISSUER = 7
+    DEAUTHORIZE_ISSUER = 8
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class Proposal:
     cert_id: bytes
     reason: int
     organization: str
+    deadline: int = 0
 
 
 #: A certificate id as text, the one rule every surface applies (JSON API, web page, OCSP

@@ -21,6 +21,7 @@ from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Regi
 from dpki.commands._common import deployment_option, echo_json, json_option
 from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
+from dpki.pki.x509 import normalize_organization
 
 if TYPE_CHECKING:
     from dpki.dev.gethnet import GethNetwork
@@ -62,7 +63,7 @@ def deploy_devnet(
     (SUBMITTER only) and ``validator_account_name(ORG)`` validates (VALIDATOR only), so a
     member's validator and its submission node never send from the same account.
     """
-    _check_orgs(orgs, threshold)
+    orgs = _canonical_orgs(orgs, threshold)
     state_dir.mkdir(parents=True, exist_ok=True)
     net = Devnet.start(
         port,
@@ -117,13 +118,16 @@ def _geth_network(deployment: Deployment) -> GethNetwork | None:
     return GethNetwork.from_json(deployment.devnet)
 
 
-def _check_orgs(orgs: tuple[str, ...] | list[str], threshold: int) -> None:
+def _canonical_orgs(orgs: tuple[str, ...] | list[str], threshold: int) -> list[str]:
+    """Return the organizations in the canonical form the ledger wants, or refuse them."""
     if not orgs:
         raise ConfigError("a devnet needs at least one --org")
+    orgs = [normalize_organization(o) or "" for o in orgs]
     if len(set(orgs)) != len(orgs):
         raise ConfigError(f"organizations must be distinct, got {list(orgs)}")
     if not 1 <= threshold <= len(orgs):
         raise ConfigError(f"--threshold must be between 1 and {len(orgs)}, got {threshold}")
+    return orgs
 
 
 def _running_devnet(path: Path) -> Deployment | None:
@@ -219,7 +223,7 @@ def devnet_up(
 
         if role_keys:
             raise ConfigError("--role-keys is for the anvil devnet (geth: one key per member)")
-        _check_orgs(orgs, threshold)
+        orgs = _canonical_orgs(orgs, threshold)
         deployment = deploy_geth_devnet(
             orgs, threshold, state_dir=path.parent, path=path, period=period, gas_limit=gas_limit
         )
@@ -337,7 +341,8 @@ def deploy(
             address = account.address
         elif not sep:
             raise ConfigError(f"--org {item!r}: other members are NAME=ADDRESS")
-        specs.append(MemberSpec(address.strip(), name.strip(), BOTH))
+        # the ledger accepts only canonical names: send the NFC, trimmed form
+        specs.append(MemberSpec(address.strip(), normalize_organization(name) or "", BOTH))
     threshold = threshold or len(specs) // 2 + 1
     w3 = connect(rpc_url)
     registry, receipt = Registry.deploy(w3, account, specs, threshold)

@@ -18,36 +18,39 @@ import click
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from dpki.chain.registry import Registry
 from dpki.errors import ParseError
 from dpki.pki.issuers import chain_lookups
 from dpki.pki.policy import IssuerLookup, StaticIssuers, evaluate
-from dpki.pki.x509 import load_certificates, load_facts
+from dpki.pki.x509 import CertificateFacts, load_certificates, load_facts
 
-__all__ = ["check", "parse_at"]
+__all__ = ["check", "compromised_key_violations", "parse_at"]
 
 _PROGRESS_FROM = 50  # show a progress bar on a terminal from this many files
 
 
-def _ledger_lookup() -> IssuerLookup | None:
+def _ledger_lookup() -> tuple[IssuerLookup | None, Registry | None]:
     """Return the ledger's issuer look-up when a deployment file exists and the chain answers.
 
     The look-up lists ``IssuerCandidate(certificate, active=<ledger status is active>)`` for
-    the certificates on the ledger whose subject is the checked certificate's issuer.
+    the certificates on the ledger whose subject is the checked certificate's issuer. The
+    ledger's list of compromised keys is consulted too (KEY_COMPROMISED).
     """
     from dpki.chain.deployment import Deployment, default_path
     from dpki.errors import ChainError, ConfigError
     from dpki.pki.issuers import LedgerIssuers
 
     if not default_path().exists():
-        return None
+        return None, None
     try:
         deployment = Deployment.load()
-        issuers = LedgerIssuers(deployment.registry_client(), deployment.deploy_block)
+        registry = deployment.registry_client()
+        issuers = LedgerIssuers(registry, deployment.deploy_block)
         issuers.refresh()
     except (ConfigError, ChainError) as exc:
         click.echo(f"dpki: note: ledger not consulted for issuers ({exc})", err=True)
-        return None
-    return issuers
+        return None, None
+    return issuers, registry
 
 
 def parse_at(value: str | None) -> datetime:
@@ -92,8 +95,10 @@ def check(
         # report, so keep stderr for real errors
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        lookup = _issuer_lookup(issuer_files)
-        entries = _check_files(files, organization=organization, at=at, lookup=lookup)
+        lookup, registry = _issuer_lookup(issuer_files)
+        entries = _check_files(
+            files, organization=organization, at=at, lookup=lookup, registry=registry
+        )
 
     if as_json:
         click.echo(json.dumps({"certificates": entries}, indent=2))
@@ -105,8 +110,11 @@ def check(
         sys.exit(1)
 
 
-def _issuer_lookup(issuer_files: Sequence[Path]) -> IssuerLookup | None:
-    """Combine the ``--issuer`` files with the ledger look-up, if there is one."""
+def _issuer_lookup(
+    issuer_files: Sequence[Path],
+) -> tuple[IssuerLookup | None, Registry | None]:
+    """Combine the ``--issuer`` files with the ledger look-up, if there is one; return it and
+    the ledger's registry (None when no ledger answers)."""
     static: StaticIssuers | None = None
     if issuer_files:
         certs: list[x509.Certificate] = []
@@ -116,7 +124,8 @@ def _issuer_lookup(issuer_files: Sequence[Path]) -> IssuerLookup | None:
             except ParseError as exc:
                 raise click.BadParameter(str(exc), param_hint="--issuer") from None
         static = StaticIssuers(certs)
-    return chain_lookups(static, _ledger_lookup())
+    ledger, registry = _ledger_lookup()
+    return chain_lookups(static, ledger), registry
 
 
 def _check_files(
@@ -125,20 +134,25 @@ def _check_files(
     organization: str | None,
     at: datetime,
     lookup: IssuerLookup | None,
+    registry: Registry | None = None,
 ) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     if len(files) >= _PROGRESS_FROM and sys.stderr.isatty():
         with click.progressbar(files, label="checking", file=sys.stderr) as bar:
             for path in bar:
-                entries.extend(_check_file(path, organization, at, lookup))
+                entries.extend(_check_file(path, organization, at, lookup, registry))
     else:
         for path in files:
-            entries.extend(_check_file(path, organization, at, lookup))
+            entries.extend(_check_file(path, organization, at, lookup, registry))
     return entries
 
 
 def _check_file(
-    path: Path, organization: str | None, at: datetime, lookup: IssuerLookup | None
+    path: Path,
+    organization: str | None,
+    at: datetime,
+    lookup: IssuerLookup | None,
+    registry: Registry | None,
 ) -> list[dict[str, Any]]:
     try:
         verdicts = [
@@ -146,14 +160,31 @@ def _check_file(
         ]
     except ParseError as exc:
         return [{"file": str(path), "error": str(exc)}]
+    entries = []
+    for v in verdicts:
+        violations = [{"code": x.code, "message": x.message} for x in v.violations]
+        violations.extend(compromised_key_violations(v.facts, registry))
+        entries.append(
+            {"file": str(path), "id": v.facts.id, "ok": not violations, "violations": violations}
+        )
+    return entries
+
+
+def compromised_key_violations(
+    f: CertificateFacts, registry: Registry | None
+) -> list[dict[str, str]]:
+    """Return KEY_COMPROMISED when the ledger lists ``f``'s public key as compromised."""
+    if registry is None:
+        return []
+    revoked = registry.compromised_key(f.spki_sha256)
+    if revoked is None:
+        return []
     return [
         {
-            "file": str(path),
-            "id": v.facts.id,
-            "ok": v.ok,
-            "violations": [{"code": x.code, "message": x.message} for x in v.violations],
+            "code": "KEY_COMPROMISED",
+            "message": f"got a public key that certificate 0x{revoked.hex()} had when it was "
+            "revoked for keyCompromise; want a new key",
         }
-        for v in verdicts
     ]
 
 

@@ -13,7 +13,9 @@ from dpki.chain.deployment import Deployment, roles_from_names, roles_to_names
 from dpki.chain.registry import PendingTx, Proposal, ProposalKind, Registry, proposal_id_of
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.commands.lifecycle import as_option, keystore_option, resolve_cert_id
+from dpki.errors import ConfigError
 from dpki.pki.codes import REVOCATION_REASONS
+from dpki.pki.x509 import normalize_organization
 
 __all__ = ["COMMANDS"]
 
@@ -59,6 +61,7 @@ def _proposal_json(p: Proposal) -> dict[str, Any]:
         "threshold": p.threshold or None,
         "certificate": p.cert_id.hex() if any(p.cert_id) else None,
         "reason": p.reason if p.kind is ProposalKind.REVOKE else None,
+        "deadline": p.deadline,
     }
 
 
@@ -126,7 +129,11 @@ def _proposer(name: str, kind: ProposalKind, params: list[click.Parameter], doc:
 
 def _proposal_args(kind: ProposalKind, kw: dict[str, Any]) -> tuple[Any, ...]:
     if kind is ProposalKind.ADD_MEMBER:
-        return (kw["address"], kw["organization"], _roles(kw["roles"]))
+        # the ledger accepts only canonical names: send the NFC, trimmed form
+        name = normalize_organization(kw["organization"])
+        if name is None:
+            raise ConfigError("the organization name is empty once trimmed")
+        return (kw["address"], name, _roles(kw["roles"]))
     if kind is ProposalKind.REMOVE_MEMBER:
         return (kw["address"],)
     if kind is ProposalKind.SET_ROLES:
@@ -136,6 +143,8 @@ def _proposal_args(kind: ProposalKind, kw: dict[str, Any]) -> tuple[Any, ...]:
     cert_id, _ = resolve_cert_id(kw["certificate"])
     if kind is ProposalKind.REVOKE:
         return (cert_id, REVOCATION_REASONS[kw["reason"]])
+    if kind in (ProposalKind.AUTHORIZE_ISSUER, ProposalKind.DEAUTHORIZE_ISSUER):
+        return (cert_id, kw["member"])
     return (cert_id,)
 
 
@@ -172,6 +181,19 @@ _proposer(
 )
 _proposer("suspend", ProposalKind.SUSPEND, [_CERT], "Propose suspending any certificate.")
 _proposer("resume", ProposalKind.RESUME, [_CERT], "Propose resuming a suspended certificate.")
+_MEMBER = click.Option(["--member"], required=True, help="Address of the member vouched for.")
+_proposer(
+    "authorize-issuer",
+    ProposalKind.AUTHORIZE_ISSUER,
+    [_CERT, _MEMBER],
+    "Propose letting an active CA vouch for certificates naming a member's organization.",
+)
+_proposer(
+    "deauthorize-issuer",
+    ProposalKind.DEAUTHORIZE_ISSUER,
+    [_CERT, _MEMBER],
+    "Propose withdrawing an issuer authorisation.",
+)
 
 
 def _proposal_step(

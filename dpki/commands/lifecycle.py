@@ -15,6 +15,7 @@ from dpki.chain.consortium import default_confirmations
 from dpki.chain.deployment import Deployment
 from dpki.chain.registry import CertificateStatus, PendingTx, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.commands.check import compromised_key_violations
 from dpki.errors import ConfigError, DpkiError, ParseError
 from dpki.pki.codes import REVOCATION_REASONS, reason_label
 from dpki.pki.issuers import LedgerIssuers, chain_lookups
@@ -160,10 +161,10 @@ def submit(
         report.append(row)
         if not skip_check:
             verdict = evaluate(f, organization=member.organization, at=now, issuers=lookup)
-            if not verdict.ok:
-                row["violations"] = [
-                    {"code": v.code, "message": v.message} for v in verdict.violations
-                ]
+            violations = [{"code": v.code, "message": v.message} for v in verdict.violations]
+            violations.extend(compromised_key_violations(f, registry))
+            if violations:
+                row["violations"] = violations
                 row["status"] = "refused"
                 row["submitted"] = False
                 continue
@@ -192,11 +193,14 @@ def submit(
     for (row, _), outcome in zip(to_send, outcomes, strict=True):
         row["submitted"] = outcome.submitted
         row["status"] = outcome.status.label
+        row["submitter"] = outcome.submitter
+        if outcome.taken_by_other(account.address):
+            row["taken_by"] = outcome.submitter
         if outcome.tx_hash:
             row["tx"] = "0x" + outcome.tx_hash.hex()
     if wait and submissions:
         _wait_decided(registry, [r for r, _ in to_send], timeout)
-    failed = any(r["status"] in ("refused", "rejected") for r in report) or (
+    failed = any(r["status"] in ("refused", "rejected") or r.get("taken_by") for r in report) or (
         wait and any(r["status"] != "active" for r in report)
     )
     if as_json:
@@ -204,6 +208,8 @@ def submit(
     else:
         for r in report:
             note = "submitted" if r.get("submitted") else "already on the ledger"
+            if r.get("taken_by"):
+                note = f"registered by another member {r['taken_by']} (not yours to control)"
             if r["status"] == "refused":
                 note = "refused: " + ", ".join(v["code"] for v in r["violations"])
             click.echo(f"{r['id']}  {r['status']:<10} {note}  ({r['file']})")
@@ -315,6 +321,10 @@ def revoke(
     registry, cid = _act(
         deployment, org, keystore, Registry.revoke, certificate, REVOCATION_REASONS[reason]
     )
+    if reason == "keyCompromise":  # list the key on the ledger: no later certificate may use it
+        der = registry.submitted_der(cid, deployment.deploy_block)
+        if der is not None:
+            registry.report_key_compromise(deployment.signer(org, keystore), der).wait()
     _after(registry, cid, as_json)
 
 
@@ -351,6 +361,55 @@ suspend = _status_change(
 resume = _status_change(
     "resume", Registry.resume, "Resume a suspended certificate your organization submitted."
 )
+withdraw = _status_change(
+    "withdraw",
+    Registry.withdraw,
+    "Withdraw a pending certificate your organization submitted (its id may be sent again).",
+)
+settle = _status_change(
+    "settle",
+    Registry.settle,
+    "Decide a pending certificate from the current validators' votes (validators only).",
+)
+authorize_issuer = _status_change(
+    "authorize-issuer",
+    Registry.authorize_issuer,
+    "Let another member's active CA (FILE or ID) vouch for certificates naming your organization.",
+)
+deauthorize_issuer = _status_change(
+    "deauthorize-issuer",
+    Registry.deauthorize_issuer,
+    "Withdraw your organization's authorisation of a CA (FILE or ID).",
+)
+
+
+@click.command()
+@deployment_option
+@json_option
+def authorizations(deployment_path: Path | None, as_json: bool) -> None:
+    """List the issuer authorisations on the ledger: which CA vouches for which organization."""
+    deployment = load_deployment(deployment_path)
+    registry = deployment.registry_client()
+    current: dict[tuple[bytes, bytes], dict[str, Any]] = {}
+    for e in registry.events(deployment.deploy_block, "latest", ["IssuerAuthorizationChanged"]):
+        key = (bytes(e.args["caCertId"]), bytes(e.args["orgHash"]))
+        if e.args["authorized"]:
+            current[key] = {
+                "issuer": key[0].hex(),
+                "org_hash": key[1].hex(),
+                "member": e.args["member"],
+                "granted_by": e.args["actor"],
+                "block": e.block_number,
+            }
+        else:
+            current.pop(key, None)
+    names = _member_names(registry)
+    rows = [dict(r, organization=names.get(r["member"])) for r in current.values()]
+    if as_json:
+        echo_json({"authorizations": rows})
+        return
+    for r in rows:
+        click.echo(f"{r['issuer']}  vouches for {r['organization'] or r['member']}")
 
 
 @click.command()
@@ -395,4 +454,16 @@ def renew(
     _after(registry, bytes.fromhex(f.id), as_json)
 
 
-COMMANDS: list[click.Command] = [submit, status, revoke, suspend, resume, renew]
+COMMANDS: list[click.Command] = [
+    submit,
+    status,
+    revoke,
+    suspend,
+    resume,
+    renew,
+    withdraw,
+    settle,
+    authorize_issuer,
+    deauthorize_issuer,
+    authorizations,
+]

@@ -185,10 +185,12 @@ def run_demo(
             minted = [make_device(vendor, f"SN{i:06d}") for i in range(devices)]
             for i, d in enumerate(minted):
                 (device_dir / f"device-{i:04d}.pem").write_bytes(d.pem)
-        bad = make_device(operator, "SN-IMPOSTOR")
+        # a look-alike of another member's name: the ledger itself refuses the member's own
+        # name (NotEntitled), so the impostor is left to the validators
+        bad = make_device(operator + " Ltd", "SN-IMPOSTOR")
         bad_file = workdir / "impostor.pem"
         bad_file.write_bytes(bad.pem)
-        say(f"minted    {devices} P-256 device certificates (O={vendor}) + 1 with O={operator}")
+        say(f"minted    {devices} P-256 device certificates (O={vendor}) + 1 with O={operator} Ltd")
 
         start_block = registry.block_number() + 1
         env = dict(os.environ, DPKI_DEPLOYMENT=str(deployment.path))

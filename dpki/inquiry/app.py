@@ -39,6 +39,7 @@ from dpki.inquiry import web
 from dpki.inquiry.models import (
     CERT_ID_DESCRIPTION,
     OCSP_PATHS,
+    Authorizations,
     Certificate,
     Error,
     Health,
@@ -380,6 +381,20 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
                 for m in store.members()
             ],
             "threshold": int(store.get_meta("threshold") or 0),
+        }
+
+    @api.get(
+        "/authorizations",
+        summary="Issuer authorisations: which CA vouches for which member's organization",
+        response_model=Authorizations,
+        responses=_errors(503),
+    )
+    def get_authorizations() -> dict[str, Any]:
+        names = members()
+        return {
+            "authorizations": [
+                dict(a, organization=names.get(a["member"])) for a in store.authorizations()
+            ]
         }
 
     @api.get(

@@ -13,6 +13,8 @@ __all__ = [
     "CERT_ID_DESCRIPTION",
     "HEX_ID",
     "OCSP_PATHS",
+    "Authorization",
+    "Authorizations",
     "Certificate",
     "CertificateSummary",
     "Endorser",
@@ -163,6 +165,22 @@ class Members(_Body):
 
     members: list[Member]
     threshold: int
+
+
+class Authorization(_Body):
+    """An issuer authorisation on the ledger: a CA that vouches for a member's organization."""
+
+    issuer: str = Field(pattern=HEX_ID, description="the CA certificate's id")
+    org_hash: str = Field(pattern=HEX_ID, description="sha256 of the organization")
+    member: str = Field(description="the member whose organization it vouches for")
+    granted_by: str = Field(description="that member, or the validator that executed a quorum")
+    organization: str | None = Field(description="the member's organization (None: it left)")
+
+
+class Authorizations(_Body):
+    """The issuer authorisations in force (``GET /authorizations``)."""
+
+    authorizations: list[Authorization]
 
 
 class Health(_Body):

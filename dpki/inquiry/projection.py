@@ -26,6 +26,7 @@ __all__ = [
     "apply_cert_event",
     "args_from_json",
     "args_json",
+    "authorization_rows",
     "cert_fields",
     "event_row",
     "hex_id",
@@ -41,9 +42,20 @@ CERT_EVENTS = frozenset(
         "CertificateStatusChanged",
     }
 )
-MEMBER_EVENTS = frozenset({"MemberAdded", "MemberRemoved", "RolesChanged", "ThresholdChanged"})
+MEMBER_EVENTS = frozenset(
+    {"MemberAdded", "MemberRemoved", "RolesChanged", "ThresholdChanged", "MemberKeyRotated"}
+)
 #: the columns a status change rewrites
 MUTABLE = (
+    # a Rejected id registered again (contract 2.0) changes its submission fields too
+    "submitter",
+    "key_hash",
+    "org_hash",
+    "not_before",
+    "not_after",
+    "replaces",
+    "submitted_block",
+    "submitted_at",
     "status",
     "reason",
     "endorsements",
@@ -206,7 +218,31 @@ def member_rows(
             members[args["account"]]["roles"] = args["roles"]
         elif name == "ThresholdChanged":
             threshold = args["threshold"]
+        elif name == "MemberKeyRotated" and args["previousAccount"] in members:
+            old = members[args["previousAccount"]]
+            members[args["account"]] = dict(
+                old, address=args["account"], active=True, since_block=block_number
+            )
+            old["active"] = False
     return list(members.values()), threshold
+
+
+def authorization_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the issuer authorisations in force after ``IssuerAuthorizationChanged`` events
+    (their arguments, in ledger order): issuer, organization hash, member, who granted it."""
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    for args in events:
+        key = (hex_id(args["caCertId"]), hex_id(args["orgHash"]))
+        if args["authorized"]:
+            current[key] = {
+                "issuer": key[0],
+                "org_hash": key[1],
+                "member": args["member"],
+                "granted_by": args["actor"],
+            }
+        else:
+            current.pop(key, None)
+    return list(current.values())
 
 
 def apply_cert_event(
@@ -247,7 +283,10 @@ def apply_cert_event(
             "revision": revision,
             **cert_fields(der),
         }
-        rows[cid] = CertRow(values, new=True, dirty=True)
+        earlier = rows.get(cid)
+        if earlier is not None:  # registered again after a rejection or withdrawal
+            values = {**earlier.values, **{k: values[k] for k in MUTABLE if k in values}}
+        rows[cid] = CertRow(values, new=earlier is None or earlier.new, dirty=True)
         batch.history.append(
             dict(
                 common,

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dpki.errors import DpkiError
+from dpki.inquiry.projection import args_from_json, authorization_rows
 from dpki.inquiry.schema import (
     BlockRef,
     blocks_table,
@@ -154,6 +155,17 @@ class Queries:
             if active_only:
                 query = query.where(m.c.active.is_(True))
             return [dict(r._mapping) for r in db.execute(query)]
+
+    def authorizations(self) -> list[dict[str, Any]]:
+        """Return the issuer authorisations in force (from the indexed events)."""
+        e = events_table
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(e.c.args)
+                .where(e.c.name == "IssuerAuthorizationChanged")
+                .order_by(e.c.block_number, e.c.log_index)
+            )
+            return authorization_rows(args_from_json(r.args) for r in rows)
 
     def counts(self) -> dict[str, int]:
         """Return how many certificates are in each status."""

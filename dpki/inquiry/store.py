@@ -221,8 +221,10 @@ class Store(Queries):
             row.dirty = True
         times = dict(db.execute(sa.select(blocks_table.c.number, blocks_table.c.timestamp)).all())
         scratch = Batch()
+        first_submission: set[str] = set()
         for r in survivors:
-            if r.name == "CertificateSubmitted":
+            if r.name == "CertificateSubmitted" and r.cert_id not in first_submission:
+                first_submission.add(r.cert_id)  # the loaded row already holds it
                 continue
             event = Event(
                 name=r.name,
@@ -240,13 +242,7 @@ class Store(Queries):
     def _load_rows(self, db: sa.Connection, cert_ids: Iterable[str]) -> dict[str, CertRow]:
         ids = list(cert_ids)
         out: dict[str, CertRow] = {}
-        cols = [
-            certificates_table.c.id,
-            certificates_table.c.submitted_block,
-            certificates_table.c.submitted_at,
-            certificates_table.c.replaces,
-            *(certificates_table.c[k] for k in MUTABLE),
-        ]
+        cols = [certificates_table.c.id, *(certificates_table.c[k] for k in MUTABLE)]
         for start in range(0, len(ids), 500):
             for r in db.execute(
                 sa.select(*cols).where(certificates_table.c.id.in_(ids[start : start + 500]))

@@ -43,8 +43,13 @@ class Status(enum.IntEnum):
 #: reject; 0 is "unspecified". 1-14 are policy violations (in the order the policy reports
 #: them); MALFORMED (15) is for submissions whose bytes do not parse; SUBMISSION_MISMATCH (16)
 #: for submissions whose declared fields (window, key hash, organization hash) disagree with
-#: their DER; 22-24 are policy violations added later (the issuer's key, keyCertSign
-#: without cA, explicit curve parameters).
+#: their DER. 17-21 are ledger facts: the submitter is no longer an active submitter (set by
+#: validators and by the contract's ``settle``), the submitter withdrew it (set by the
+#: contract), the key is on the ledger's list of compromised keys, the issuing CA is not
+#: authorised for the organization the certificate names, the submitter is not entitled to
+#: it (it neither owns the issuing CA nor is the member the certificate names);
+#: 22-24 are policy violations added later (the issuer's key, keyCertSign without cA,
+#: explicit curve parameters).
 REJECTION_REASONS: Final[dict[str, int]] = {
     "ORG_MISMATCH": 1,
     "KU_SIGNATURE_WITHOUT_IDENTITY": 2,
@@ -62,7 +67,11 @@ REJECTION_REASONS: Final[dict[str, int]] = {
     "CA_WITHOUT_KEYCERTSIGN": 14,
     "MALFORMED": 15,
     "SUBMISSION_MISMATCH": 16,
-    # 17-21 are kept for the contract's entitlement codes (issue 10)
+    "SUBMITTER_NOT_ACTIVE": 17,
+    "WITHDRAWN": 18,
+    "KEY_COMPROMISED": 19,
+    "ISSUER_NOT_AUTHORIZED": 20,
+    "NOT_ENTITLED": 21,
     "WEAK_ISSUER_KEY": 22,
     "KEYCERTSIGN_WITHOUT_CA": 23,
     "EXPLICIT_CURVE_PARAMETERS": 24,

@@ -141,7 +141,12 @@ class LedgerIssuers:
             key=lambda e: e.status is not Status.ACTIVE,
         )
         return [
-            IssuerCandidate(e.certificate, active=e.status is Status.ACTIVE)
+            IssuerCandidate(
+                e.certificate,
+                active=e.status is Status.ACTIVE,
+                cert_id=e.cert_id,
+                owner=e.submitter,
+            )
             for e in ordered[:MAX_CANDIDATES]
         ]
 

@@ -187,6 +187,9 @@ class IssuerCandidate:
 
     certificate: x509.Certificate
     active: bool | None = None
+    #: ledger id and owning member (submitter) of a candidate from the ledger
+    cert_id: bytes | None = None
+    owner: str | None = None
 
 
 #: given the certificate being checked, return the candidate issuers (maybe none)
