@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import click
 from eth_account.signers.local import LocalAccount
@@ -10,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from dpki.chain.deployment import Deployment, DeploymentMember, default_path, roles_to_names
 from dpki.chain.keys import dev_account, load_keystore
 from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
+from dpki.chain.types import checked_address
 from dpki.commands._common import deployment_option, echo_json, json_option
 from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
@@ -161,6 +163,28 @@ def devnet_status(deployment_path: Path | None, as_json: bool) -> None:
         click.echo(f"devnet running at {running.rpc_url}, registry {running.registry}")
 
 
+def _checked_url(url: str) -> str:
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"--rpc: got {url!r}; want an http(s) URL such as http://127.0.0.1:8545")
+    return url.strip()
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    """Refuse to replace a deployment file: always a running devnet's, others without --force."""
+    running = _running_devnet(path)
+    if running is not None:
+        raise ConfigError(
+            f"{path} belongs to a running devnet (pid {running.devnet['pid']}, "  # type: ignore[index]
+            f"{running.rpc_url}); stop it with `dpki devnet down` or pass another --deployment"
+        )
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path} already exists; pass --force to overwrite it, "
+            "or --deployment FILE for a new one"
+        )
+
+
 def _print_deployment(deployment: Deployment, as_json: bool) -> None:
     if as_json:
         echo_json(deployment.to_json())
@@ -191,6 +215,9 @@ def _print_deployment(deployment: Deployment, as_json: bool) -> None:
 @click.option(
     "--threshold", type=int, default=None, help="Endorsements needed (default: majority)."
 )
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing deployment file (not a running devnet's)."
+)
 @deployment_option
 @json_option
 def deploy(
@@ -198,21 +225,27 @@ def deploy(
     keystore: Path,
     orgs: tuple[str, ...],
     threshold: int | None,
+    force: bool,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
     """Deploy the registry on any Ethereum JSON-RPC chain (e.g. Besu QBFT)."""
-    account: LocalAccount = load_keystore(keystore)
-    specs = []
+    rpc_url = _checked_url(rpc_url)
+    others = []
     for i, item in enumerate(orgs):
         name, sep, address = item.partition("=")
-        if i == 0:
-            if sep:
-                raise ConfigError("the first --org is the deployer's organization: NAME only")
-            address = account.address
-        elif not sep:
+        if i == 0 and sep:
+            raise ConfigError("the first --org is the deployer's organization: NAME only")
+        if i > 0 and not sep:
             raise ConfigError(f"--org {item!r}: other members are NAME=ADDRESS")
-        specs.append(MemberSpec(address.strip(), name.strip(), BOTH))
+        if i > 0:
+            others.append(
+                MemberSpec(checked_address(address, f"--org {item!r}"), name.strip(), BOTH)
+            )
+    path = deployment_path or default_path()
+    _refuse_overwrite(path, force)
+    account: LocalAccount = load_keystore(keystore)
+    specs = [MemberSpec(account.address, orgs[0].strip(), BOTH), *others]
     threshold = threshold or len(specs) // 2 + 1
     w3 = connect(rpc_url)
     registry, receipt = Registry.deploy(w3, account, specs, threshold)
@@ -231,7 +264,7 @@ def deploy(
             for i, s in enumerate(specs)
         ],
     )
-    deployment.save(deployment_path or default_path())
+    deployment.save(path)
     _print_deployment(deployment, as_json)
 
 

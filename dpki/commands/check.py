@@ -18,6 +18,7 @@ import click
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from dpki.chain.deployment import default_path
 from dpki.errors import ParseError
 from dpki.pki.issuers import chain_lookups
 from dpki.pki.policy import IssuerLookup, StaticIssuers, evaluate
@@ -28,26 +29,28 @@ __all__ = ["check", "parse_at"]
 _PROGRESS_FROM = 50  # show a progress bar on a terminal from this many files
 
 
-def _ledger_lookup() -> IssuerLookup | None:
+def _ledger_lookup() -> tuple[IssuerLookup | None, str | None]:
     """Return the ledger's issuer look-up when a deployment file exists and the chain answers.
 
     The look-up lists ``IssuerCandidate(certificate, active=<ledger status is active>)`` for
     the certificates on the ledger whose subject is the checked certificate's issuer.
     """
-    from dpki.chain.deployment import Deployment, default_path
+    from dpki.chain.deployment import Deployment
     from dpki.errors import ChainError, ConfigError
     from dpki.pki.issuers import LedgerIssuers
 
     if not default_path().exists():
-        return None
+        return None, (
+            f"the ledger was not consulted for issuers (no deployment file at {default_path()}: "
+            "run where it is, set $DPKI_DEPLOYMENT, or pass --issuer FILE)"
+        )
     try:
         deployment = Deployment.load()
         issuers = LedgerIssuers(deployment.registry_client(), deployment.deploy_block)
         issuers.refresh()
     except (ConfigError, ChainError) as exc:
-        click.echo(f"dpki: note: ledger not consulted for issuers ({exc})", err=True)
-        return None
-    return issuers
+        return None, f"the ledger was not consulted for issuers ({exc})"
+    return issuers, None
 
 
 def parse_at(value: str | None) -> datetime:
@@ -92,21 +95,28 @@ def check(
         # report, so keep stderr for real errors
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        lookup = _issuer_lookup(issuer_files)
+        lookup, note = _issuer_lookup(issuer_files)
         entries = _check_files(files, organization=organization, at=at, lookup=lookup)
 
     if as_json:
-        click.echo(json.dumps({"certificates": entries}, indent=2))
+        body: dict[str, Any] = {"certificates": entries, "ledger_consulted": note is None}
+        click.echo(json.dumps(body, indent=2))
     else:
         _print_text(entries)
+    unknown_issuer = any(
+        v["code"] == "UNKNOWN_ISSUER" for e in entries for v in e.get("violations", [])
+    )
+    if note and (unknown_issuer or default_path().exists()):
+        click.echo(f"dpki: note: {note}", err=True)
     if any("error" in e for e in entries):
         sys.exit(2)
     if not all(e["ok"] for e in entries):
         sys.exit(1)
 
 
-def _issuer_lookup(issuer_files: Sequence[Path]) -> IssuerLookup | None:
-    """Combine the ``--issuer`` files with the ledger look-up, if there is one."""
+def _issuer_lookup(issuer_files: Sequence[Path]) -> tuple[IssuerLookup | None, str | None]:
+    """Combine the ``--issuer`` files with the ledger look-up, if there is one; also return
+    why the ledger was not consulted (None: it was)."""
     static: StaticIssuers | None = None
     if issuer_files:
         certs: list[x509.Certificate] = []
@@ -116,7 +126,8 @@ def _issuer_lookup(issuer_files: Sequence[Path]) -> IssuerLookup | None:
             except ParseError as exc:
                 raise click.BadParameter(str(exc), param_hint="--issuer") from None
         static = StaticIssuers(certs)
-    return chain_lookups(static, _ledger_lookup())
+    ledger, note = _ledger_lookup()
+    return chain_lookups(static, ledger), note
 
 
 def _check_files(
