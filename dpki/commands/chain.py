@@ -133,11 +133,10 @@ def devnet_up(
 def devnet_down(deployment_path: Path | None) -> None:
     """Stop the devnet started by `dpki devnet up`."""
     path = deployment_path or default_path()
-    try:
-        current = Deployment.load(path)
-    except ConfigError:
+    if not path.exists():
         click.echo("no devnet running")
         return
+    current = Deployment.load(path)
     if not current.devnet:
         raise ConfigError(f"{path} describes a network that is not a devnet; nothing to stop")
     Devnet(current.devnet["pid"], current.devnet["port"]).stop()
