@@ -25,7 +25,7 @@ from eth_account.signers.local import LocalAccount
 from inquiry_helpers import devices, free_port
 
 from dpki.chain.deployment import Deployment, DeploymentMember
-from dpki.chain.keys import dev_account
+from dpki.chain.keys import PASSWORD_ENV, dev_account, write_keystore
 from dpki.chain.registry import Registry, Status
 from dpki.cli import main
 from dpki.dev.devices import make_device
@@ -352,6 +352,16 @@ def test_exit_codes_follow_the_readme_table(
     assert not isinstance(bad.exception, Exception) or isinstance(bad.exception, SystemExit), (
         bad.exception
     )
+
+
+def test_deploy_to_a_non_url_is_bad_input(tmp_path: Path) -> None:
+    keystore = write_keystore(dev_account(11), tmp_path / "me.json", "pw")
+    result = _run(
+        "deploy", "--rpc", "notaurl", "--keystore", str(keystore), "--org", "Me",
+        "--deployment", str(tmp_path / "deployment.json"), env={PASSWORD_ENV: "pw"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "want an http(s) URL" in _clean(result)
 
 
 def test_serve_on_a_busy_port_is_bad_input_and_says_so_first(tmp_path: Path) -> None:
