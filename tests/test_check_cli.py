@@ -164,7 +164,8 @@ def test_at_defaults_to_now() -> None:
 
 
 def test_no_deployment_means_no_ledger_lookup() -> None:
-    assert check_module._ledger_lookup() is None
+    lookup, note = check_module._ledger_lookup()
+    assert lookup is None and note is not None and "not consulted" in note
 
 
 @pytest.mark.parametrize(
@@ -180,7 +181,7 @@ def test_ledger_lookup_seam(
     def ledger(certificate: x509.Certificate) -> list[IssuerCandidate]:
         return [IssuerCandidate(ca, active=active)] if certificate.issuer == ca.subject else []
 
-    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: ledger)
+    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (ledger, None))
     _, entries = as_json(cert("good_issued.pem"), "--at", AT)
     assert [v["code"] for v in entries[0]["violations"]] == codes  # type: ignore[attr-defined]
     # --issuer files are consulted alongside the ledger
