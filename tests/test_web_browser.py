@@ -42,7 +42,7 @@ def chromium(tmp_path: Path, url: str, *extra: str) -> str:
 
 def test_search_page_renders_the_index(node: Node, tmp_path: Path) -> None:
     dom = chromium(tmp_path, f"{node.url}/?org=Vendor+A", "--dump-dom")
-    assert "6 found" in dom
+    assert "8 found" in dom
     for name in ("good", "revoked", "suspended", "pending", "rejected"):
         assert node.ids[name].hex()[:16] in dom
     assert 'class="status s-revoked"' in dom and 'class="status s-active"' in dom

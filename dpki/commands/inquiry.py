@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import socket
 import ssl
@@ -308,9 +307,10 @@ def _beside(db_url: str) -> Path:
 @json_option
 def verify(certificate: Path, via: str, deployment_path: Path | None, as_json: bool) -> None:
     """Decide trust in a presented certificate from its ledger status (exit 0 trusted, 1 not)."""
+    from dpki.chain.types import parse_cert_id
     from dpki.pki.x509 import load_facts
 
-    if not certificate.exists() and re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", certificate.name):
+    if not certificate.exists() and parse_cert_id(str(certificate)) is not None:
         raise ConfigError(
             f"{certificate} looks like a certificate id, not a file: `dpki verify` decides on a "
             f"presented certificate; for the ledger status of an id run `dpki status {certificate}`"

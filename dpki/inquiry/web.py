@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["detail_page", "search_page"]
+__all__ = ["detail_page", "error_page", "search_page"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
@@ -22,6 +22,14 @@ def _page(title: str, body: str) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
         f'<h1><a href="/">DPKI inquiry node</a></h1>{body}</body></html>'
+    )
+
+
+def error_page(status: int, message: str) -> str:
+    """Render a refused request: what was wrong, and the way back to the search."""
+    return _page(
+        f"DPKI inquiry node: {status}",
+        f'<p class="error">{escape(message)}</p><p><a href="/">search again</a></p>',
     )
 
 
