@@ -175,6 +175,52 @@ def test_a_right_checksum_and_lowercase_are_taken(tmp_path: Path, chain: str, re
     assert registry.proposal_count() == 2
 
 
+# ---------------------------------------------------------------- 4, 5: the devnet's processes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_devnet_keeps_track_of_its_processes(tmp_path: Path) -> None:
+    dep = tmp_path / "deployment.json"
+    keystore = write_keystore(dev_account(11), tmp_path / "me.json", "pw")
+    up = _run("devnet", "up", "--validators", "--deployment", str(dep), "--json")
+    assert up.returncode == 0, up.stderr
+    data = json.loads(up.stdout)
+    pids = [v["pid"] for v in data["devnet"]["validators"]]
+    try:
+        assert len(pids) == 3 and all(_alive(p) for p in pids)
+        for force in ([], ["--force"]):
+            deploy = _run(
+                "deploy", "--rpc", data["rpc_url"], "--keystore", str(keystore), "--org", "Me",
+                "--deployment", str(dep), *force, env={PASSWORD_ENV: "pw"},
+            )  # fmt: skip
+            assert deploy.returncode == 2 and "running devnet" in _clean(deploy)
+            assert json.loads(dep.read_text()) == data  # the devnet's file is untouched
+        status = _run("devnet", "status", "--deployment", str(dep))
+        assert status.returncode == 0 and status.stdout.count("validator ") == 3
+    finally:
+        down = _run("devnet", "down", "--deployment", str(dep))
+    assert down.returncode == 0, down.stderr
+    wait_until(lambda: not any(_alive(p) for p in pids), 20, "validators stopped")
+    assert not Devnet(data["devnet"]["pid"], data["devnet"]["port"]).alive()
+
+    # a file of another network: deploy needs --force, devnet up wants its own file
+    other = {**data, "network": "custom", "rpc_url": "http://besu.example:8545"}
+    other.pop("devnet")
+    dep.write_text(json.dumps(other))
+    deploy = _run("deploy", "--rpc", data["rpc_url"], "--keystore", str(keystore), "--org", "Me",
+                  "--deployment", str(dep), env={PASSWORD_ENV: "pw"})  # fmt: skip
+    assert deploy.returncode == 2 and "--force" in _clean(deploy)
+    up_again = _run("devnet", "up", "--deployment", str(dep))
+    assert up_again.returncode == 2 and "not a devnet" in _clean(up_again)
+    assert json.loads(dep.read_text()) == other
+
+
 # ---------------------------------------------------------------- 9: outages in words
 
 

@@ -104,6 +104,12 @@ def _running_devnet(path: Path) -> Deployment | None:
     default=None,
     help="Seconds per block (default: mine on each transaction).",
 )
+@click.option(
+    "--validators",
+    "with_validators",
+    is_flag=True,
+    help="Also run each member's validator; `dpki devnet down` stops them.",
+)
 @deployment_option
 @json_option
 def devnet_up(
@@ -111,6 +117,7 @@ def devnet_up(
     threshold: int | None,
     port: int | None,
     block_time: float | None,
+    with_validators: bool,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -122,10 +129,43 @@ def devnet_up(
             f"a devnet is already running (pid {running.devnet['pid']}, {running.rpc_url}); "  # type: ignore[index]
             "stop it with `dpki devnet down`"
         )
+    _refuse_other_network(path)
     orgs = orgs or DEFAULT_ORGS
     threshold = threshold or min(2, len(orgs))
     deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time)
+    if with_validators:
+        _start_managed_validators(deployment)
     _print_deployment(deployment, as_json)
+
+
+def _refuse_other_network(path: Path) -> None:
+    """Refuse to replace the deployment file of a network that is not a devnet."""
+    try:
+        current = Deployment.load(path)
+    except ConfigError:
+        return
+    if not current.devnet:
+        raise ConfigError(
+            f"{path} describes a {current.network} network at {current.rpc_url}, not a devnet: "
+            "pass --deployment FILE for the devnet"
+        )
+
+
+def _start_managed_validators(deployment: Deployment) -> None:
+    """Start the members' validators and record them in the deployment file (for `down`)."""
+    from dpki.dev.validators import start_validators
+
+    assert deployment.devnet is not None
+    try:
+        deployment.devnet["validators"] = start_validators(deployment)
+    finally:
+        deployment.save()
+
+
+def _stop_managed_validators(current: Deployment) -> list[int]:
+    from dpki.dev.validators import stop_validators
+
+    return stop_validators((current.devnet or {}).get("validators", []))
 
 
 @devnet.command("down")
@@ -139,9 +179,11 @@ def devnet_down(deployment_path: Path | None) -> None:
     current = Deployment.load(path)
     if not current.devnet:
         raise ConfigError(f"{path} describes a network that is not a devnet; nothing to stop")
+    validators = _stop_managed_validators(current)
     Devnet(current.devnet["pid"], current.devnet["port"]).stop()
     path.unlink(missing_ok=True)
-    click.echo(f"stopped devnet (pid {current.devnet['pid']})")
+    also = f" and its validators (pids {', '.join(map(str, validators))})" if validators else ""
+    click.echo(f"stopped devnet (pid {current.devnet['pid']}){also}")
 
 
 @devnet.command("status")
@@ -160,6 +202,8 @@ def devnet_status(deployment_path: Path | None, as_json: bool) -> None:
         echo_json({"running": True, **running.to_json()})
     else:
         click.echo(f"devnet running at {running.rpc_url}, registry {running.registry}")
+        for v in running.devnet.get("validators", []) if running.devnet else []:
+            click.echo(f"validator {v['organization']:<20} pid {v['pid']}  log {v['log']}")
 
 
 def _checked_url(url: str) -> str:
@@ -193,6 +237,8 @@ def _print_deployment(deployment: Deployment, as_json: bool) -> None:
     click.echo(f"block     {deployment.deploy_block}")
     for m in deployment.members:
         click.echo(f"member    {m.organization:<20} {m.address}  {'+'.join(m.roles)}")
+    for v in (deployment.devnet or {}).get("validators", []):
+        click.echo(f"validator {v['organization']:<20} pid {v['pid']}  log {v['log']}")
     click.echo(f"written   {deployment.path}")
 
 
