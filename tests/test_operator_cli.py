@@ -448,7 +448,7 @@ def test_serve_outside_the_deployment_folder_says_what_it_made_and_serves(tmp_pa
     )
     try:
         assert proc.stderr is not None
-        lines = []
+        lines: list[str] = []
         while not any("inquiry node on" in line for line in lines):
             line = proc.stderr.readline()
             assert line, "".join(lines)
