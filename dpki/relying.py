@@ -32,11 +32,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from dpki.chain.registry import Registry, Status, as_cert_id
+from dpki.chain.rpc import why_no_answer
 from dpki.errors import ChainError, ConfigError, RpcUnavailable
 
 __all__ = [
@@ -63,8 +65,12 @@ class Decision:
     cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """Return the decision as a JSON object."""
-        return asdict(self)
+        """Return the decision as a JSON object (``checked_at`` in ISO 8601 UTC)."""
+        data = asdict(self)
+        data["checked_at"] = datetime.fromtimestamp(self.checked_at, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        return data
 
 
 class Verifier:
@@ -147,7 +153,8 @@ class Verifier:
             response = self._session.get(url, timeout=self.timeout)
         except requests.RequestException as exc:
             raise RpcUnavailable(
-                f"the inquiry node at {self.source} did not answer: {exc}"
+                f"the inquiry node at {self.source} does not answer ({why_no_answer(exc)}); "
+                "is `dpki serve` running there? try its /healthz"
             ) from None
         if response.status_code == 404:
             return Decision(cid, False, "unknown", None, "inquiry", time.time())

@@ -109,6 +109,11 @@ class Validator:
         self.policy = policy
         self.clock = clock
         self.issuers = LedgerIssuers(registry, deploy_block)
+        #: the chain this node follows: chain id, genesis hash, registry, deployment block
+        self.chain = (
+            f"{registry.chain_id}:0x{registry.genesis_hash()}:{registry.address.lower()}"
+            f":{deploy_block}"
+        )
         self.state = self._load_state()
         # ledger facts cached for one step only: membership changes between steps
         self._members: dict[str, Member | None] = {}
@@ -118,20 +123,46 @@ class Validator:
     # ------------------------------------------------------------------ state
 
     def _load_state(self) -> _State:
+        """Read the checkpoint; start over when it belongs to another chain or registry.
+
+        A checkpoint names the chain it was made on (genesis hash, registry, deployment
+        block). One of another chain (a devnet started again in the same folder) or without
+        that name is dropped: the node reads from the deployment block again, which is safe
+        because ``hasVoted`` keeps it from voting twice.
+        """
+        fresh = _State(checkpoint=self.deploy_block - 1)
         try:
             data = json.loads(self.state_path.read_text())
+            checkpoint = int(data["checkpoint"])
             recent = [(int(n), str(h)) for n, h in data.get("recent", [])]
-            return _State(checkpoint=int(data["checkpoint"]), recent=recent)
         except FileNotFoundError:
-            return _State(checkpoint=self.deploy_block - 1)
-        except (OSError, ValueError, KeyError) as exc:
+            return fresh
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DpkiError(f"damaged validator state {self.state_path}: {exc}") from None
+        if data.get("chain") != self.chain:
+            log.warning(
+                "checkpoint %s (block %d) belongs to another chain %s; this one is %s: "
+                "starting again from block %d",
+                self.state_path,
+                checkpoint,
+                data.get("chain", "(not recorded)"),
+                self.chain,
+                self.deploy_block,
+            )
+            return fresh
+        return _State(checkpoint=checkpoint, recent=recent)
 
     def _save_state(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(
-            json.dumps({"checkpoint": self.state.checkpoint, "recent": self.state.recent})
+            json.dumps(
+                {
+                    "checkpoint": self.state.checkpoint,
+                    "recent": self.state.recent,
+                    "chain": self.chain,
+                }
+            )
         )
         tmp.replace(self.state_path)
 

@@ -190,7 +190,9 @@ def test_defects_from_a_third_party_suite(leaf: str, issuer: str | None, codes: 
 
 
 def test_no_deployment_means_no_ledger_lookup() -> None:
-    assert check_module._ledger_lookup() == (None, None)
+    lookup, registry, note = check_module._ledger_lookup()
+    assert lookup is None and registry is None
+    assert note is not None and "not consulted" in note
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_verify_bad_input_and_unreachable(node: Node, tmp_path: Path) -> None:
     assert dpki("verify", str(tmp_path / "missing.pem"))[0] == 2
     assert dpki("verify", str(node.pem("good")), "--via", "ftp://x")[0] == 2
     code, output = dpki("verify", str(node.pem("good")), "--via", f"http://127.0.0.1:{free_port()}")
-    assert code == 3 and "did not answer" in output
+    assert code == 3 and "does not answer" in output
     assert "Traceback" not in output
 
 

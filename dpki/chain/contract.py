@@ -60,6 +60,13 @@ class ContractClient:
         """Return a block's timestamp (unix seconds)."""
         return int(self.rpc.block(block)["timestamp"], 16)
 
+    def genesis_hash(self) -> str:
+        """Return the hash of block 0 (hex, no 0x): it tells apart chains with one chain id."""
+        genesis = self.rpc.block(0)
+        if not genesis or not genesis.get("hash"):
+            raise ChainError(f"the node at {self.rpc_url} does not serve block 0 (genesis)")
+        return str(genesis["hash"]).lower().removeprefix("0x")
+
     def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Send JSON-RPC ``(method, params)`` calls in one round trip (see RpcClient.batch)."""
         return self.rpc.batch(calls)

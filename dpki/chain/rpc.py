@@ -16,7 +16,16 @@ from web3 import HTTPProvider, Web3
 
 from dpki.errors import ChainError, RpcUnavailable
 
-__all__ = ["TRANSIENT_RETRIES", "RpcClient", "RpcFailure", "block_param", "connect", "transient"]
+__all__ = [
+    "TRANSIENT_RETRIES",
+    "RpcClient",
+    "RpcFailure",
+    "block_param",
+    "connect",
+    "ledger_unavailable",
+    "transient",
+    "why_no_answer",
+]
 
 #: how often a call that failed for a passing reason is asked again
 TRANSIENT_RETRIES = 5
@@ -51,10 +60,10 @@ class RpcClient:
         try:
             response: dict[str, Any] = dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
         except (OSError, ConnectionError) as exc:
-            raise RpcUnavailable(f"the ledger at {self.url} did not answer: {exc}") from None
+            raise ledger_unavailable(self.url, exc) from None
         except Exception as exc:
             if _is_connection_error(exc):
-                raise RpcUnavailable(f"the ledger at {self.url} did not answer: {exc}") from None
+                raise ledger_unavailable(self.url, exc) from None
             raise
         return response
 
@@ -99,7 +108,7 @@ class RpcClient:
             # connect within 5 s; a half-open connection gives up reading after 60 s
             response = self._session.post(self.url, json=payload, timeout=(5, 60))
         except requests.RequestException as exc:
-            raise RpcUnavailable(f"the ledger at {self.url} did not answer: {exc}") from None
+            raise ledger_unavailable(self.url, exc) from None
         try:
             body = response.json()
         except ValueError:
@@ -146,6 +155,28 @@ def transient(response: dict[str, Any]) -> bool:
 def block_param(block: int | str) -> str:
     """Return a block number or tag as JSON-RPC wants it."""
     return hex(block) if isinstance(block, int) else block
+
+
+def why_no_answer(exc: BaseException) -> str:
+    """Say in words why an HTTP endpoint did not answer (not urllib3's retry story)."""
+    text = repr(exc) + str(exc)
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
+        return "it timed out"
+    if "Name or service not known" in text or "NameResolution" in text or "getaddrinfo" in text:
+        return "its host name does not resolve"
+    if "refused" in text.lower():
+        return "connection refused"
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return "the URL is not valid"
+    return "the connection failed"
+
+
+def ledger_unavailable(url: str, exc: BaseException) -> RpcUnavailable:
+    """Return the error for a ledger endpoint that does not answer, with how to check it."""
+    return RpcUnavailable(
+        f"the ledger at {url} does not answer ({why_no_answer(exc)}); is the chain running? "
+        "check with `dpki devnet status` on a devnet, or the node's URL in the deployment file"
+    )
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -7,6 +7,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from eth_utils.address import is_checksum_address, to_checksum_address
+
 from dpki.errors import ConfigError
 from dpki.pki.codes import Status
 
@@ -22,7 +24,9 @@ __all__ = [
     "Proposal",
     "ProposalKind",
     "Submission",
+    "address_problem",
     "as_cert_id",
+    "checked_address",
     "parse_cert_id",
 ]
 
@@ -163,3 +167,32 @@ def as_cert_id(value: str | bytes) -> bytes:
             f"a certificate id is 64 hex digits (sha256 of the DER, 0x optional), got {value!r}"
         )
     return bytes.fromhex(canonical)
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def checked_address(value: str, what: str = "address") -> str:
+    """Return ``value`` as a checksummed address; refuse anything else with a ConfigError.
+
+    All-lowercase or all-uppercase hex carries no checksum and is taken as written; mixed
+    case is an EIP-55 checksum and must be right (a typo in it is caught, not obeyed).
+    """
+    problem = address_problem(value)
+    if problem:
+        raise ConfigError(f"{what}: {problem}")
+    return str(to_checksum_address(value.strip()))
+
+
+def address_problem(value: str) -> str | None:
+    """Say what is wrong with ``value`` as an address (None: nothing)."""
+    text = value.strip()
+    if not _HEX_ADDRESS.fullmatch(text):
+        return f"got {value!r}; want 0x and 40 hex digits"
+    digits = text[2:]
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(text):
+        return (
+            f"{value!r} has mixed case but a wrong EIP-55 checksum (a typo?); "
+            "copy the address again, or write it all in lowercase"
+        )
+    return None

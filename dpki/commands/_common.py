@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 import click
 
 from dpki.chain.deployment import Deployment
+from dpki.chain.types import address_problem, checked_address
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["deployment_option", "echo_json", "json_option", "load_deployment"]
+__all__ = ["ADDRESS", "deployment_option", "echo_json", "json_option", "load_deployment"]
 
 
 def deployment_option(f: F) -> F:
@@ -48,3 +49,18 @@ def _default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class _Address(click.ParamType):
+    """An Ethereum address: 0x and 40 hex digits, EIP-55 checksum checked in mixed case."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = address_problem(str(value))
+        if problem:
+            self.fail(problem, param, ctx)
+        return checked_address(str(value))
+
+
+ADDRESS = _Address()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import click
 from eth_account.signers.local import LocalAccount
@@ -18,6 +19,7 @@ from dpki.chain.deployment import (
 )
 from dpki.chain.keys import dev_account, load_keystore
 from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
+from dpki.chain.types import checked_address
 from dpki.commands._common import deployment_option, echo_json, json_option
 from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
@@ -183,6 +185,12 @@ def _running_devnet(path: Path) -> Deployment | None:
     help="geth: block gas limit (30 M: four batches of 100 submissions a block).",
 )
 @click.option(
+    "--validators",
+    "with_validators",
+    is_flag=True,
+    help="Also run each member's validator; `dpki devnet down` stops them.",
+)
+@click.option(
     "--role-keys",
     is_flag=True,
     help="One key per role: ORG submits, 'ORG validator' validates (two accounts each).",
@@ -198,6 +206,7 @@ def devnet_up(
     nodes: int | None,
     period: int,
     gas_limit: int,
+    with_validators: bool,
     role_keys: bool,
     deployment_path: Path | None,
     as_json: bool,
@@ -217,19 +226,56 @@ def devnet_up(
         orgs = (
             DEFAULT_ORGS if nodes in (None, 3) else tuple(f"Member {i + 1}" for i in range(nodes))
         )
+    _refuse_other_network(path)
     threshold = threshold or min(2, len(orgs))
     if engine == "geth":
         from dpki.dev.gethnet import deploy_geth_devnet
 
         if role_keys:
             raise ConfigError("--role-keys is for the anvil devnet (geth: one key per member)")
-        orgs = _canonical_orgs(orgs, threshold)
         deployment = deploy_geth_devnet(
-            orgs, threshold, state_dir=path.parent, path=path, period=period, gas_limit=gas_limit
+            _canonical_orgs(orgs, threshold),
+            threshold,
+            state_dir=path.parent,
+            path=path,
+            period=period,
+            gas_limit=gas_limit,
         )
     else:
         deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time, role_keys)
+    if with_validators:
+        _start_managed_validators(deployment)
     _print_deployment(deployment, as_json)
+
+
+def _refuse_other_network(path: Path) -> None:
+    """Refuse to replace the deployment file of a network that is not a devnet."""
+    try:
+        current = Deployment.load(path)
+    except ConfigError:
+        return
+    if not current.devnet:
+        raise ConfigError(
+            f"{path} describes a {current.network} network at {current.rpc_url}, not a devnet: "
+            "pass --deployment FILE for the devnet"
+        )
+
+
+def _start_managed_validators(deployment: Deployment) -> None:
+    """Start the members' validators and record them in the deployment file (for `down`)."""
+    from dpki.dev.validators import start_validators
+
+    assert deployment.devnet is not None
+    try:
+        deployment.devnet["validators"] = start_validators(deployment)
+    finally:
+        deployment.save()
+
+
+def _stop_managed_validators(current: Deployment) -> list[int]:
+    from dpki.dev.validators import stop_validators
+
+    return stop_validators((current.devnet or {}).get("validators", []))
 
 
 @devnet.command("down")
@@ -238,16 +284,16 @@ def devnet_up(
 def devnet_down(keep_data: bool, deployment_path: Path | None) -> None:
     """Stop the devnet started by `dpki devnet up` (every process, by PID)."""
     path = deployment_path or default_path()
-    try:
-        current = Deployment.load(path)
-    except ConfigError:
+    if not path.exists():
         click.echo("no devnet running")
         return
+    current = Deployment.load(path)
     if not current.devnet:
         raise ConfigError(f"{path} describes a network that is not a devnet; nothing to stop")
+    validators = _stop_managed_validators(current)
     geth = _geth_network(current)
     if geth is not None:
-        pids = geth.stop(keep_data=keep_data)
+        pids = [*validators, *geth.stop(keep_data=keep_data)]
         if not keep_data:
             path.unlink(missing_ok=True)
         kept = f"; data kept in {geth.root}" if keep_data else ""
@@ -255,7 +301,8 @@ def devnet_down(keep_data: bool, deployment_path: Path | None) -> None:
         return
     Devnet(current.devnet["pid"], current.devnet["port"]).stop()
     path.unlink(missing_ok=True)
-    click.echo(f"stopped devnet (pid {current.devnet['pid']})")
+    also = f" and its validators (pids {', '.join(map(str, validators))})" if validators else ""
+    click.echo(f"stopped devnet (pid {current.devnet['pid']}){also}")
 
 
 @devnet.command("status")
@@ -276,6 +323,8 @@ def devnet_status(deployment_path: Path | None, as_json: bool) -> None:
         echo_json({"running": True, **running.to_json(), **({"nodes": nodes} if nodes else {})})
         return
     click.echo(f"devnet running at {running.rpc_url}, registry {running.registry}")
+    for v in running.devnet.get("validators", []) if running.devnet else []:
+        click.echo(f"validator {v['organization']:<20} pid {v['pid']}  log {v['log']}")
     for row in nodes or []:
         if "head" not in row:
             click.echo(f"node  {row['organization']:<16} {row['rpc_url']}  DOWN")
@@ -289,6 +338,28 @@ def devnet_status(deployment_path: Path | None, as_json: bool) -> None:
         )
 
 
+def _checked_url(url: str) -> str:
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"--rpc: got {url!r}; want an http(s) URL such as http://127.0.0.1:8545")
+    return url.strip()
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    """Refuse to replace a deployment file: always a running devnet's, others without --force."""
+    running = _running_devnet(path)
+    if running is not None:
+        raise ConfigError(
+            f"{path} belongs to a running devnet (pid {running.devnet['pid']}, "  # type: ignore[index]
+            f"{running.rpc_url}); stop it with `dpki devnet down` or pass another --deployment"
+        )
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path} already exists; pass --force to overwrite it, "
+            "or --deployment FILE for a new one"
+        )
+
+
 def _print_deployment(deployment: Deployment, as_json: bool) -> None:
     if as_json:
         echo_json(deployment.to_json())
@@ -299,6 +370,8 @@ def _print_deployment(deployment: Deployment, as_json: bool) -> None:
     for m in deployment.members:
         node = f"  node {m.rpc_url}" if m.rpc_url else ""
         click.echo(f"member    {m.organization:<20} {m.address}  {'+'.join(m.roles)}{node}")
+    for v in (deployment.devnet or {}).get("validators", []):
+        click.echo(f"validator {v['organization']:<20} pid {v['pid']}  log {v['log']}")
     click.echo(f"written   {deployment.path}")
 
 
@@ -320,6 +393,9 @@ def _print_deployment(deployment: Deployment, as_json: bool) -> None:
 @click.option(
     "--threshold", type=int, default=None, help="Endorsements needed (default: majority)."
 )
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing deployment file (not a running devnet's)."
+)
 @deployment_option
 @json_option
 def deploy(
@@ -327,22 +403,32 @@ def deploy(
     keystore: Path,
     orgs: tuple[str, ...],
     threshold: int | None,
+    force: bool,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
     """Deploy the registry on any Ethereum JSON-RPC chain (e.g. Besu QBFT)."""
-    account: LocalAccount = load_keystore(keystore)
-    specs = []
+    rpc_url = _checked_url(rpc_url)
+    others = []
     for i, item in enumerate(orgs):
         name, sep, address = item.partition("=")
-        if i == 0:
-            if sep:
-                raise ConfigError("the first --org is the deployer's organization: NAME only")
-            address = account.address
-        elif not sep:
+        if i == 0 and sep:
+            raise ConfigError("the first --org is the deployer's organization: NAME only")
+        if i > 0 and not sep:
             raise ConfigError(f"--org {item!r}: other members are NAME=ADDRESS")
         # the ledger accepts only canonical names: send the NFC, trimmed form
-        specs.append(MemberSpec(address.strip(), normalize_organization(name) or "", BOTH))
+        if i > 0:
+            others.append(
+                MemberSpec(
+                    checked_address(address, f"--org {item!r}"),
+                    normalize_organization(name) or "",
+                    BOTH,
+                )
+            )
+    path = deployment_path or default_path()
+    _refuse_overwrite(path, force)
+    account: LocalAccount = load_keystore(keystore)
+    specs = [MemberSpec(account.address, normalize_organization(orgs[0]) or "", BOTH), *others]
     threshold = threshold or len(specs) // 2 + 1
     w3 = connect(rpc_url)
     registry, receipt = Registry.deploy(w3, account, specs, threshold)
@@ -362,7 +448,7 @@ def deploy(
         ],
         engine=detect_engine(rpc_url),
     )
-    deployment.save(deployment_path or default_path())
+    deployment.save(path)
     _print_deployment(deployment, as_json)
 
 

@@ -18,6 +18,7 @@ import click
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from dpki.chain.deployment import default_path
 from dpki.chain.registry import Registry
 from dpki.errors import ParseError
 from dpki.pki.issuers import chain_lookups
@@ -29,28 +30,34 @@ __all__ = ["check", "compromised_key_violations", "parse_at"]
 _PROGRESS_FROM = 50  # show a progress bar on a terminal from this many files
 
 
-def _ledger_lookup() -> tuple[IssuerLookup | None, Registry | None]:
+def _ledger_lookup() -> tuple[IssuerLookup | None, Registry | None, str | None]:
     """Return the ledger's issuer look-up when a deployment file exists and the chain answers.
 
     The look-up lists ``IssuerCandidate(certificate, active=<ledger status is active>)`` for
     the certificates on the ledger whose subject is the checked certificate's issuer. The
     ledger's list of compromised keys is consulted too (KEY_COMPROMISED).
     """
-    from dpki.chain.deployment import Deployment, default_path
+    from dpki.chain.deployment import Deployment
     from dpki.errors import ChainError, ConfigError
     from dpki.pki.issuers import LedgerIssuers
 
     if not default_path().exists():
-        return None, None
+        return (
+            None,
+            None,
+            (
+                f"the ledger was not consulted for issuers (no deployment file at "
+                f"{default_path()}: run where it is, set $DPKI_DEPLOYMENT, or pass --issuer FILE)"
+            ),
+        )
     try:
         deployment = Deployment.load()
         registry = deployment.registry_client()
         issuers = LedgerIssuers(registry, deployment.deploy_block)
         issuers.refresh()
     except (ConfigError, ChainError) as exc:
-        click.echo(f"dpki: note: ledger not consulted for issuers ({exc})", err=True)
-        return None, None
-    return issuers, registry
+        return None, None, f"the ledger was not consulted for issuers ({exc})"
+    return issuers, registry, None
 
 
 def parse_at(value: str | None) -> datetime:
@@ -95,15 +102,21 @@ def check(
         # report, so keep stderr for real errors
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        lookup, registry = _issuer_lookup(issuer_files)
+        lookup, registry, note = _issuer_lookup(issuer_files)
         entries = _check_files(
             files, organization=organization, at=at, lookup=lookup, registry=registry
         )
 
     if as_json:
-        click.echo(json.dumps({"certificates": entries}, indent=2))
+        body: dict[str, Any] = {"certificates": entries, "ledger_consulted": note is None}
+        click.echo(json.dumps(body, indent=2))
     else:
         _print_text(entries)
+    unknown_issuer = any(
+        v["code"] == "UNKNOWN_ISSUER" for e in entries for v in e.get("violations", [])
+    )
+    if note and (unknown_issuer or default_path().exists()):
+        click.echo(f"dpki: note: {note}", err=True)
     if any("error" in e for e in entries):
         sys.exit(2)
     if not all(e["ok"] for e in entries):
@@ -112,9 +125,10 @@ def check(
 
 def _issuer_lookup(
     issuer_files: Sequence[Path],
-) -> tuple[IssuerLookup | None, Registry | None]:
-    """Combine the ``--issuer`` files with the ledger look-up, if there is one; return it and
-    the ledger's registry (None when no ledger answers)."""
+) -> tuple[IssuerLookup | None, Registry | None, str | None]:
+    """Combine the ``--issuer`` files with the ledger look-up, if there is one; return it,
+    the ledger's registry (None when no ledger answers) and why the ledger was not consulted
+    (None: it was)."""
     static: StaticIssuers | None = None
     if issuer_files:
         certs: list[x509.Certificate] = []
@@ -124,8 +138,8 @@ def _issuer_lookup(
             except ParseError as exc:
                 raise click.BadParameter(str(exc), param_hint="--issuer") from None
         static = StaticIssuers(certs)
-    ledger, registry = _ledger_lookup()
-    return chain_lookups(static, ledger), registry
+    ledger, registry, note = _ledger_lookup()
+    return chain_lookups(static, ledger), registry, note
 
 
 def _check_files(

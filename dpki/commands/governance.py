@@ -11,7 +11,13 @@ from eth_account.signers.local import LocalAccount
 
 from dpki.chain.deployment import Deployment, roles_from_names, roles_to_names
 from dpki.chain.registry import PendingTx, Proposal, ProposalKind, Registry, proposal_id_of
-from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.commands._common import (
+    ADDRESS,
+    deployment_option,
+    echo_json,
+    json_option,
+    load_deployment,
+)
 from dpki.commands.lifecycle import as_option, keystore_option, resolve_cert_id
 from dpki.errors import ConfigError
 from dpki.pki.codes import REVOCATION_REASONS
@@ -78,6 +84,8 @@ def proposals(only_open: bool, deployment_path: Path | None, as_json: bool) -> N
     if as_json:
         echo_json({"threshold": registry.threshold(), "proposals": rows})
         return
+    if not rows:
+        click.echo("no open proposals" if only_open else "no proposals")
     for r in rows:
         state = "executed" if r["executed"] else "cancelled" if r["cancelled"] else "open"
         target = r["organization"] or r["account"] or r["certificate"] or r["threshold"]
@@ -93,6 +101,8 @@ def _report(registry: Registry, proposal_id: int, as_json: bool, deployment: Dep
         return
     if data["executed"]:
         click.echo(f"proposal #{proposal_id} ({data['kind']}) executed")
+    elif data["cancelled"]:
+        click.echo(f"proposal #{proposal_id} ({data['kind']}) cancelled")
     else:
         need = registry.threshold()
         click.echo(
@@ -148,7 +158,7 @@ def _proposal_args(kind: ProposalKind, kw: dict[str, Any]) -> tuple[Any, ...]:
     return (cert_id,)
 
 
-_ADDRESS = click.Argument(["address"])
+_ADDRESS = click.Argument(["address"], type=ADDRESS)
 _CERT = click.Argument(["certificate"])
 _ROLES = click.Option(["--roles"], type=_ROLE_CHOICE, default="both", show_default=True)
 _proposer(
@@ -202,7 +212,7 @@ def _proposal_step(
     """Build ``dpki approve`` / ``dpki execute``: one validator transaction on a proposal."""
 
     @click.command(name=name, help=doc)
-    @click.argument("proposal_id", type=int)
+    @click.argument("proposal_id", type=click.IntRange(1))
     @as_option
     @keystore_option
     @deployment_option
@@ -232,5 +242,10 @@ execute = _proposal_step(
     Registry.execute,
     "Execute a proposal that has its quorum after the threshold was lowered.",
 )
+cancel = _proposal_step(
+    "cancel",
+    Registry.cancel,
+    "Cancel an open proposal you made (only its proposer can).",
+)
 
-COMMANDS: list[click.Command] = [members, proposals, propose, approve, execute]
+COMMANDS: list[click.Command] = [members, proposals, propose, approve, execute, cancel]

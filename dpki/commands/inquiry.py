@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -210,17 +211,30 @@ def serve(
     from dpki.inquiry.ocsp import load_or_create_identity
     from dpki.inquiry.store import Store
 
+    _check_port(host, port)
+    try:
+        deployment = load_deployment(deployment_path)
+    except ConfigError as exc:
+        if follow:
+            raise
+        deployment = None
+        click.echo(f"dpki: note: serving the index as it is, no chain behind it ({exc})", err=True)
     store = Store(db_url)  # creates or migrates the schema once, before any worker
     here = _beside(db_url)
     key = responder_key or here / "ocsp-responder.key"
     cert = responder_cert or here / "ocsp-responder.pem"
+    created = not key.exists()
     identity = load_or_create_identity(key, cert, organization=organization)
-    try:
-        deployment = load_deployment(deployment_path)
-    except ConfigError:
-        if follow:
-            raise
-        deployment = None
+    if created:
+        click.echo(
+            f"dpki: note: created an OCSP responder key {key} and certificate {cert}", err=True
+        )
+    if store.checkpoint() is None and not follow:
+        click.echo(
+            f"dpki: note: the index at {store.safe_url} is empty: run `dpki indexer run` "
+            "beside the deployment file, or serve with --follow",
+            err=True,
+        )
     config = ServeConfig(
         db_url=db_url,
         responder_key=str(identity.key_path.resolve()),
@@ -258,6 +272,23 @@ def serve(
     )
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port this process cannot listen on, before anything is created or said."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host!r} does not resolve: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+            ) from None
+
+
 def _check_tls_pair(cert: Path, key: Path) -> None:
     """Refuse a TLS certificate and key that do not load together, before serving."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -287,8 +318,14 @@ def _beside(db_url: str) -> Path:
 @json_option
 def verify(certificate: Path, via: str, deployment_path: Path | None, as_json: bool) -> None:
     """Decide trust in a presented certificate from its ledger status (exit 0 trusted, 1 not)."""
+    from dpki.chain.types import parse_cert_id
     from dpki.pki.x509 import load_facts
 
+    if not certificate.exists() and parse_cert_id(str(certificate)) is not None:
+        raise ConfigError(
+            f"{certificate} looks like a certificate id, not a file: `dpki verify` decides on a "
+            f"presented certificate; for the ledger status of an id run `dpki status {certificate}`"
+        )
     found = load_facts(certificate)
     if len(found) != 1:
         raise ParseError(f"{certificate} holds {len(found)} certificates; want exactly one")

@@ -16,8 +16,8 @@ from dpki.chain.deployment import Deployment
 from dpki.chain.registry import CertificateStatus, PendingTx, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
 from dpki.commands.check import compromised_key_violations
-from dpki.errors import ConfigError, DpkiError, ParseError
-from dpki.pki.codes import REVOCATION_REASONS, reason_label
+from dpki.errors import ConfigError, ParseError
+from dpki.pki.codes import REVOCATION_REASONS, reason_label, rejection_name
 from dpki.pki.issuers import LedgerIssuers, chain_lookups
 from dpki.pki.policy import StaticIssuers, evaluate
 from dpki.pki.x509 import CertificateFacts, load_facts
@@ -138,7 +138,8 @@ def submit(
     """Check certificates with the policy and submit them to the ledger in batches.
 
     Exit 0 when all were submitted (and with --wait all active), 1 when any was refused by
-    the policy or rejected by the validators, 2 for bad input.
+    the policy, rejected by the validators or (with --wait) still pending at --timeout (the
+    pending ids are listed), 2 for bad input, 3 when the ledger does not answer.
     """
     deployment = load_deployment(deployment_path)
     member = deployment.member(org)
@@ -198,8 +199,12 @@ def submit(
             row["taken_by"] = outcome.submitter
         if outcome.tx_hash:
             row["tx"] = "0x" + outcome.tx_hash.hex()
+    pending: list[str] = []
     if wait and submissions:
-        _wait_decided(registry, [r for r, _ in to_send], timeout)
+        pending = _wait_decided(registry, [r for r, _ in to_send], timeout, quiet=as_json)
+    for r in report:  # rejected before this run: say why
+        if r["status"] == "rejected" and "reason" not in r:
+            r["reason"] = rejection_name(registry.status_of(r["id"]).reason)
     failed = any(r["status"] in ("refused", "rejected") or r.get("taken_by") for r in report) or (
         wait and any(r["status"] != "active" for r in report)
     )
@@ -212,7 +217,11 @@ def submit(
                 note = f"registered by another member {r['taken_by']} (not yours to control)"
             if r["status"] == "refused":
                 note = "refused: " + ", ".join(v["code"] for v in r["violations"])
+            elif r["status"] == "rejected":
+                note = f"rejected by the validators: {r['reason']}"
             click.echo(f"{r['id']}  {r['status']:<10} {note}  ({r['file']})")
+    if pending:
+        _report_pending(pending, timeout)
     raise SystemExit(1 if failed else 0)
 
 
@@ -220,22 +229,46 @@ def _isatty() -> bool:
     return click.get_text_stream("stderr").isatty()
 
 
-def _wait_decided(registry: Registry, rows: list[dict[str, Any]], timeout: float) -> None:
+def _wait_decided(
+    registry: Registry, rows: list[dict[str, Any]], timeout: float, *, quiet: bool = False
+) -> list[str]:
+    """Poll until every row's certificate is decided; return the ids still pending at timeout.
+
+    Each decided row gets its ``status`` (and ``reason`` when rejected); progress goes to
+    stderr unless ``quiet``.
+    """
     deadline = time.monotonic() + timeout
     waiting = {r["id"]: r for r in rows}
+    total, shown, last_shown = len(waiting), -1, 0.0
     while waiting:
         for cid in list(waiting):
-            status = registry.status_of(cid).status
-            if status is not Status.PENDING:
-                waiting.pop(cid)["status"] = status.label
+            record = registry.status_of(cid)
+            if record.status is not Status.PENDING:
+                row = waiting.pop(cid)
+                row["status"] = record.status.label
+                if record.status is Status.REJECTED:
+                    row["reason"] = rejection_name(record.reason)
+        decided = total - len(waiting)
+        if not quiet and decided != shown and (time.monotonic() - last_shown > 1 or not waiting):
+            click.echo(f"waiting: {decided} of {total} decided", err=True)
+            shown, last_shown = decided, time.monotonic()
         if not waiting:
-            return
+            return []
         if time.monotonic() > deadline:
-            raise DpkiError(
-                f"{len(waiting)} certificate(s) still pending after {timeout:.0f} s: "
-                "are validators running (`dpki validator run --as ORG`)?"
-            )
+            return list(waiting)
         time.sleep(0.2)
+    return []
+
+
+def _report_pending(pending: list[str], timeout: float) -> None:
+    click.echo(
+        f"dpki: {len(pending)} certificate(s) still pending after {timeout:.0f} s "
+        "(are validators running? `dpki validator run --as ORG`, or `dpki devnet up "
+        "--validators`):",
+        err=True,
+    )
+    for cid in pending:
+        click.echo(f"  {cid}", err=True)
 
 
 @click.command()
@@ -417,6 +450,8 @@ def authorizations(deployment_path: Path | None, as_json: bool) -> None:
 @click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @as_option
 @click.option("--skip-check", is_flag=True, help="Submit without the local policy check.")
+@click.option("--wait", is_flag=True, help="Wait until NEW is active or rejected.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds for --wait.")
 @keystore_option
 @deployment_option
 @json_option
@@ -425,11 +460,17 @@ def renew(
     new: Path,
     org: str,
     skip_check: bool,
+    wait: bool,
+    timeout: float,
     keystore: Path | None,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Submit NEW as the renewal of OLD; OLD is superseded when NEW activates."""
+    """Submit NEW as the renewal of OLD; OLD is superseded when NEW activates.
+
+    With --wait: exit 0 when NEW is active, 1 when it was rejected or is still pending at
+    --timeout.
+    """
     deployment = load_deployment(deployment_path)
     member = deployment.member(org)
     old_id, _ = resolve_cert_id(old)
@@ -451,7 +492,14 @@ def renew(
             raise SystemExit(1)
     account = deployment.signer(org, keystore)
     registry.renew(account, old_id, submission_for(f)).wait()
+    pending: list[str] = []
+    if wait:
+        pending = _wait_decided(registry, [{"id": f.id}], timeout, quiet=as_json)
     _after(registry, bytes.fromhex(f.id), as_json)
+    if pending:
+        _report_pending(pending, timeout)
+    if wait and registry.status_of(f.id).status is not Status.ACTIVE:
+        raise SystemExit(1)
 
 
 COMMANDS: list[click.Command] = [

@@ -71,7 +71,9 @@ class Indexer:
         self.deploy_block = deploy_block
         self.confirmations = confirmations
         self.batch_blocks = batch_blocks
-        store.bind_registry(registry.chain_id, registry.address, deploy_block)
+        store.bind_registry(
+            registry.chain_id, registry.address, deploy_block, genesis=registry.genesis_hash()
+        )
 
     # ------------------------------------------------------------------ chain reads
 

@@ -105,18 +105,42 @@ class Store(Queries):
         if not done:
             db.execute(meta_table.insert().values(key=key, value=value))
 
-    def bind_registry(self, chain_id: int, address: str, deploy_block: int) -> None:
-        """Record which registry this index mirrors; refuse an index of another one."""
+    def bind_registry(
+        self, chain_id: int, address: str, deploy_block: int, genesis: str | None = None
+    ) -> None:
+        """Record which registry on which chain this index mirrors; refuse another.
+
+        The chain is named by its genesis hash as well as its id: every devnet has chain id
+        31337 and the same registry address, so only block 0 tells two of them apart. An
+        index made before the genesis was recorded adopts the chain it is next bound to.
+        """
         wanted = f"{chain_id}:{address.lower()}"
         with self.engine.begin() as db:
             got = self.get_meta("registry", db)
             if got is None:
                 self._set_meta(db, "registry", wanted)
                 self._set_meta(db, "deploy_block", str(deploy_block))
-            elif got != wanted:
+                if genesis is not None:
+                    self._set_meta(db, "genesis", genesis)
+                return
+            if got != wanted:
                 raise StoreError(
                     f"the index at {self.safe_url} mirrors registry {got}; this deployment is "
                     f"{wanted}: use another --db"
+                )
+            got_block = self.get_meta("deploy_block", db)
+            got_genesis = self.get_meta("genesis", db)
+            if genesis is not None and got_genesis is None:
+                self._set_meta(db, "genesis", genesis)
+            elif (genesis is not None and got_genesis != genesis) or (
+                got_block is not None and int(got_block) != deploy_block
+            ):
+                raise StoreError(
+                    f"the index at {self.safe_url} mirrors registry {got} on another chain "
+                    f"(genesis 0x{(got_genesis or '?')[:16]}..., deployed at block {got_block}); "
+                    f"this deployment's chain has genesis 0x{(genesis or '?')[:16]}... and "
+                    f"deployment block {deploy_block} (a restarted devnet?): use another --db, "
+                    "or delete this index to rebuild it"
                 )
 
     # ------------------------------------------------------------------ writes

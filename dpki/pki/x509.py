@@ -52,6 +52,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from dpki.errors import ParseError
 
 __all__ = [
+    "MAX_INPUT_BYTES",
     "NO_EXPIRY",
     "CertificateFacts",
     "KeyFacts",
@@ -73,6 +74,10 @@ __all__ = [
     "validity_seconds",
     "verifies_under",
 ]
+
+#: the largest certificate file read (a bundle of thousands of certificates fits); larger
+#: input is refused before it is read
+MAX_INPUT_BYTES: Final = 16 * 1024 * 1024
 
 #: notAfter of a certificate that never expires (RFC 5280 4.1.2.5, 99991231235959Z)
 NO_EXPIRY: Final = datetime.fromisoformat("9999-12-31T23:59:59+00:00")
@@ -310,10 +315,23 @@ def read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
     name = os.fspath(source)
     try:
         with open(name, "rb") as handle:
-            return handle.read(), name
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_INPUT_BYTES:
+                raise ParseError(_too_big(name, size))
+            data = handle.read(MAX_INPUT_BYTES + 1)  # a pipe or a growing file has no size
+            if len(data) > MAX_INPUT_BYTES:
+                raise ParseError(_too_big(name, len(data)))
+            return data, name
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ParseError(f"{name}: cannot read the file ({reason}); want a readable file") from None
+
+
+def _too_big(name: str, size: int) -> str:
+    return (
+        f"{name}: got {size:,} bytes or more; want at most {MAX_INPUT_BYTES:,} bytes "
+        "(certificate files are small: split large bundles)"
+    )
 
 
 def split_der(data: bytes, *, name: str = "input") -> list[bytes]:
@@ -800,4 +818,25 @@ def _entry_name(name: str, index: int, count: int) -> str:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    rust = _RUST_PARSE_ERROR.search(text)
+    if rust is not None:  # cryptography's Rust debug form: ParseError { kind: ..., location: [..] }
+        kind = _ASN1_ERRORS.get(rust.group(1), "an ASN.1 error")
+        where = [part.split("::")[-1] for part in re.findall(r'"([^"]+)"', text)]
+        text = kind + (f" in {'.'.join(where)}" if where else "")
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+_RUST_PARSE_ERROR = re.compile(r"ParseError \{ kind: (\w+)")
+_ASN1_ERRORS = {
+    "UnexpectedTag": "an unexpected ASN.1 tag",
+    "ShortData": "data that ends too early",
+    "InvalidLength": "an invalid ASN.1 length",
+    "ExtraData": "extra bytes after the certificate",
+    "InvalidValue": "an invalid ASN.1 value",
+    "InvalidTag": "an invalid ASN.1 tag",
+    "IntegerOverflow": "an integer too large",
+    "InvalidSetOrdering": "a SET in the wrong order",
+    "EncodedDefault": "a DEFAULT value encoded explicitly",
+    "OidTooLong": "an object identifier too long",
+    "UnknownDefinedBy": "an unknown algorithm parameter",
+}
