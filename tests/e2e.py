@@ -42,7 +42,12 @@ class ValidatorProcess:
     """A `dpki validator run` subprocess."""
 
     def __init__(
-        self, deployment: Deployment, org: str, tmp: Path, rpc_url: str | None = None
+        self,
+        deployment: Deployment,
+        org: str,
+        tmp: Path,
+        rpc_url: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.deployment_file = deployment.path
         if rpc_url is not None:  # point this validator at another URL (e.g. a proxy)
@@ -50,6 +55,7 @@ class ValidatorProcess:
             self.deployment_file = tmp / f"deployment-{org.split()[-1]}.json"
             self.deployment_file.write_text(json.dumps(data))
         self.org = org
+        self.extra = extra
         self.state = tmp / f"validator-{org.split()[-1]}.json"
         self.log = tmp / f"validator-{org.split()[-1]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,6 +74,7 @@ class ValidatorProcess:
                     str(self.state),
                     "--poll",
                     "0.05",
+                    *self.extra,
                 ),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.commands._common import (
+    deployment_option,
+    echo_json,
+    json_option,
+    load_deployment,
+    metrics_options,
+    start_metrics,
+)
 from dpki.errors import ConfigError, ParseError
 from dpki.inquiry.store import DEFAULT_URL
 
@@ -55,6 +62,7 @@ def indexer() -> None:
 )
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Catch up to the head and exit.")
+@metrics_options
 @deployment_option
 @json_option
 def run(
@@ -63,6 +71,8 @@ def run(
     batch_blocks: int,
     poll: float,
     once: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -80,6 +90,7 @@ def run(
         confirmations=confirmations,
         batch_blocks=batch_blocks,
     )
+    exposed = start_metrics(idx.metrics, metrics_port, metrics_host)
 
     def show(result: StepResult) -> None:
         if result.events and not as_json:
@@ -105,6 +116,8 @@ def run(
         return
     click.echo(f"following {deployment.registry} into {store.safe_url}", err=True)
     idx.run(poll=poll, progress=show, stop=_stop_on_signals())
+    if exposed is not None:
+        exposed.stop()
 
 
 def _stop_on_signals() -> threading.Event:
