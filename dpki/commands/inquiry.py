@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import ssl
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,6 +235,11 @@ def serve(
         max_lag=max_lag,
     )
     os.environ[CONFIG_ENV] = config.to_env()
+    shared = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # the workers pool their metrics in files (prometheus_client's multiprocess mode)
+        shared = tempfile.mkdtemp(prefix="dpki-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
     if follow and deployment is not None:
         from dpki.inquiry.indexer import Indexer
 
@@ -244,20 +251,24 @@ def serve(
         f"certificate {identity.cert_path})",
         err=True,
     )
-    uvicorn.run(
-        "dpki.inquiry.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        access_log=access_log,
-        log_level="warning",
-        timeout_keep_alive=5,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-    )
+    try:
+        uvicorn.run(
+            "dpki.inquiry.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            access_log=access_log,
+            log_level="warning",
+            timeout_keep_alive=5,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _check_tls_pair(cert: Path, key: Path) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import requests
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from dpki import __version__
 from dpki.chain.registry import Status
@@ -31,6 +31,7 @@ from dpki.inquiry import web
 from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
 from dpki.inquiry.store import UNAVAILABLE, Store
 from dpki.inquiry.views import certificate_json, iso, summary_json
+from dpki.metrics import CONTENT_TYPE, ServeMetrics, exposition
 from dpki.pki.codes import reason_label
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
@@ -40,6 +41,8 @@ log = logging.getLogger("dpki.inquiry")
 CONFIG_ENV = "DPKI_SERVE_CONFIG"
 _ID = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _MAX_OCSP = 16_384
+#: the deepest page of a search (PostgreSQL and SQLite hold OFFSET in 64 bits)
+MAX_OFFSET = 2**31 - 1
 _STATUSES = {s.label: int(s) for s in Status if s is not Status.NONE}
 
 Scope = MutableMapping[str, Any]
@@ -75,26 +78,32 @@ def _norm_id(value: str) -> str:
 
 
 class _Head:
-    """The chain head, asked at most once a second."""
+    """The chain head (number and time), asked at most once a second."""
 
     def __init__(self, rpc_url: str | None) -> None:
         self.rpc_url = rpc_url
         self._at = 0.0
-        self._value: int | None = None
+        self._value: tuple[int, int] | None = None
         self._session = requests.Session()
 
-    def get(self) -> int | None:
+    def get(self) -> tuple[int, int] | None:
+        """Return the head's (number, timestamp), or None when the chain does not answer."""
         if self.rpc_url is None:
             return None
         if time.monotonic() - self._at < 1.0:
             return self._value
         try:
-            body = self._session.post(
+            block = self._session.post(
                 self.rpc_url,
-                json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "eth_getBlockByNumber",
+                    "params": ["latest", False],
+                },
                 timeout=2,
-            ).json()
-            self._value = int(body["result"], 16)
+            ).json()["result"]
+            self._value = (int(block["number"], 16), int(block["timestamp"], 16))
         except (requests.RequestException, ValueError, KeyError, TypeError):
             self._value = None
         self._at = time.monotonic()
@@ -127,6 +136,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     responder = OcspResponder(index, identity, validity=config.ocsp_validity)
     responder.refresh()
     head = _Head(config.rpc_url)
+    metrics = ServeMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -155,14 +165,17 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     def health() -> dict[str, Any]:
         checkpoint = store.checkpoint()
         chain_head = head.get()
-        indexed = checkpoint.number if checkpoint else None
-        lag = None if chain_head is None or indexed is None else max(0, chain_head - indexed)
+        lag = lag_seconds = None
+        if chain_head is not None and checkpoint is not None:
+            lag = max(0, chain_head[0] - checkpoint.number)
+            lag_seconds = max(0, chain_head[1] - checkpoint.timestamp)
         return {
             "ok": lag is not None and lag <= config.max_lag,
-            "indexed_block": indexed,
+            "indexed_block": checkpoint.number if checkpoint else None,
             "indexed_block_time": iso(checkpoint.timestamp) if checkpoint else None,
-            "chain_head": chain_head,
+            "chain_head": chain_head[0] if chain_head else None,
             "lag_blocks": lag,
+            "lag_seconds": lag_seconds,
             "certificates": len(index.by_id),
             "status_counts": store.counts(),
             "refreshed_at": iso(int(index.refreshed_at)),
@@ -240,30 +253,96 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     def responder_pem() -> PlainTextResponse:
         return PlainTextResponse(identity.pem.decode(), media_type="application/x-pem-file")
 
+    def overview() -> str:
+        checkpoint = store.checkpoint()
+        return web.overview_html(
+            web.Overview(
+                members=store.members(active_only=False),
+                threshold=int(store.get_meta("threshold") or 0),
+                last_votes=store.last_votes(),
+                counts=store.counts(),
+                indexed_block=checkpoint.number if checkpoint else None,
+                indexed_time=checkpoint.timestamp if checkpoint else None,
+                provisioned=store.provisioned(),
+            )
+        )
+
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(
-        id: str | None = None, org: str | None = None, subject: str | None = None
+        id: str | None = None,
+        org: str | None = None,
+        subject: str | None = None,
+        key: str | None = None,
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> HTMLResponse:
-        query = {k: v for k, v in (("id", id), ("org", org), ("subject", subject)) if v}
-        error = None
-        if id:
-            if _ID.match(id) and store.certificate(id.lower().removeprefix("0x")):
-                return HTMLResponse(
-                    status_code=303,
-                    headers={"Location": f"/ui/certificates/{id.lower().removeprefix('0x')}"},
-                )
-            error = f"no certificate {id!r} in the index"
-        total, rows = store.search(org=org or None, subject=subject or None, limit=100)
+        fields = (("id", id), ("org", org), ("subject", subject), ("key", key))
+        query = {k: v for k, v in fields if v}
+        prefix = _hex_prefix(id) if id else None
+        key_hash = _hex_prefix(key) if key else None
+        if id and prefix is None:
+            problem = f"an id is up to 64 hex digits (0x optional), got {id[:80]!r}"
+            return _web_error(400, problem)
+        if key and (key_hash is None or len(key_hash) != 64):
+            problem = f"a key hash is 64 hex digits (sha256 of the key), got {key[:80]!r}"
+            return _web_error(400, problem)
+        total, rows = store.search(
+            org=org or None,
+            subject=subject or None,
+            key=key_hash,
+            id_prefix=prefix,
+            limit=web.PAGE_SIZE,
+            offset=offset,
+        )
+        if prefix and total == 1 and offset == 0 and len(query) == 1:
+            return HTMLResponse(
+                status_code=303, headers={"Location": f"/ui/certificates/{rows[0]['id']}"}
+            )
+        error, status = None, 200
+        if prefix and total == 0:
+            shown = prefix if len(prefix) == 64 else prefix + "…"
+            error, status = f"no certificate {shown} in the index", 404
         names = members()
         page = web.search_page(
-            query, total, [summary_json(r, names) for r in rows], health(), error
+            query,
+            total,
+            [summary_json(r, names) for r in rows],
+            health(),
+            error,
+            offset=offset,
+            overview=overview(),
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, status_code=status)
 
     @api.get("/ui/certificates/{cert_id}", response_class=HTMLResponse, include_in_schema=False)
     def detail(cert_id: str) -> HTMLResponse:
-        record = get_certificate(cert_id)
+        try:
+            record = get_certificate(cert_id)
+        except HTTPException as exc:  # a page, not JSON: the reader came with a browser
+            return _web_error(exc.status_code, str(exc.detail))
         return HTMLResponse(web.detail_page(record))
+
+    @api.get(
+        "/metrics",
+        summary="Prometheus metrics: requests, OCSP answers, index lag (text format)",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    def get_metrics() -> Response:
+        observe_index()
+        return Response(exposition(metrics.registry), media_type=CONTENT_TYPE)
+
+    def observe_index() -> None:
+        """Set the index gauges from what the index and the chain say now."""
+        try:
+            body = health()
+        except UNAVAILABLE:  # the database is down: report what memory knows
+            body = {"indexed_block": None, "lag_blocks": None, "lag_seconds": None}
+            body["status_counts"] = {}
+        metrics.indexed_block.set(_or_minus_one(body["indexed_block"]))
+        metrics.lag_blocks.set(_or_minus_one(body["lag_blocks"]))
+        metrics.lag_seconds.set(_or_minus_one(body["lag_seconds"]))
+        for label in _STATUSES:
+            metrics.certificates.labels(label).set(body["status_counts"].get(label, 0))
 
     @api.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -281,7 +360,71 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     for unavailable in UNAVAILABLE:
         api.add_exception_handler(unavailable, database_down)
 
-    return _OcspFront(api, responder)
+    responder.answered = lambda label: metrics.ocsp.labels(label).inc()
+    return _Counted(_OcspFront(api, responder), metrics)
+
+
+def _hex_prefix(text: str) -> str | None:
+    """Return up to 64 hex digits (0x optional) in lowercase, or None."""
+    digits = text.strip().lower().removeprefix("0x")
+    if not 0 < len(digits) <= 64 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return digits
+
+
+def _web_error(status: int, message: str) -> HTMLResponse:
+    return HTMLResponse(web.error_page(status, message), status_code=status)
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def _endpoint(scope: Scope) -> str:
+    """Name a request by its route template (a bounded set of label values)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str):
+        return template
+    path: str = scope["path"]
+    if path == "/ocsp":
+        return "/ocsp"
+    if path.startswith("/ocsp/"):
+        return "/ocsp/{request}"
+    if path.startswith("/status/"):
+        return "/status/{cert_id}"
+    return "unmatched"
+
+
+class _Counted:
+    """Count every HTTP request by endpoint, method and status code."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: ServeMetrics
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.requests.labels(_endpoint(scope), method, str(status)).inc()
 
 
 class _OcspFront:

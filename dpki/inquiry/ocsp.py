@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "OcspResponder",
     "ResponderIdentity",
     "StatusIndex",
+    "cert_status_label",
     "load_or_create_identity",
 ]
 
@@ -256,6 +258,17 @@ class StatusIndex:
         return max(found, key=lambda s: s.updated_at)
 
 
+def _ignore(_label: str) -> None:
+    pass
+
+
+def cert_status_label(state: CertState | None) -> str:
+    """Return the OCSP certificate status an answer gives: good, revoked or unknown."""
+    if state is None or state.status in (Status.PENDING, Status.NONE):
+        return "unknown"
+    return "good" if state.status == Status.ACTIVE else "revoked"
+
+
 class OcspResponder:
     """Answer DER OCSP requests from a :class:`StatusIndex`, signing with ``identity``."""
 
@@ -267,6 +280,8 @@ class OcspResponder:
         self.validity = validity
         # request DER -> (response DER, certificate id or None, re-sign after)
         self._cache: dict[bytes, tuple[bytes, str | None, float]] = {}
+        #: told what each answer said: good, revoked, unknown, malformed or internal_error
+        self.answered: Callable[[str], None] = _ignore
 
     def refresh(self) -> None:
         """Pick up index changes and forget the cached responses they make stale."""
@@ -282,6 +297,9 @@ class OcspResponder:
         """Return the DER OCSP response for a DER request (never raises)."""
         cached = self._cache.get(request_der)
         if cached is not None and cached[2] > time.time():
+            # a status change empties the cache entry: the index has the status it was made for
+            known = None if cached[1] is None else self.index.by_id.get(cached[1])
+            self.answered(cert_status_label(known))
             return cached[0]
         try:
             request = ocsp.load_der_ocsp_request(request_der)
@@ -294,8 +312,10 @@ class OcspResponder:
                 if isinstance(ext.value, x509.OCSPNonce):
                     nonce = ext.value.nonce
         except Exception:  # whatever does not decode as RFC 6960 says
+            self.answered("malformed")
             return MALFORMED
         if algorithm.name not in ("sha1", "sha256"):
+            self.answered("malformed")
             return MALFORMED
         try:
             state = self.index.find(algorithm.name, name_hash, key_hash, serial)
@@ -303,7 +323,9 @@ class OcspResponder:
             response = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
         except Exception:
             log.exception("cannot build an OCSP response")
+            self.answered("internal_error")
             return INTERNAL_ERROR
+        self.answered(cert_status_label(state))
         if nonce is None:
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
