@@ -274,6 +274,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         subject: str | None = None,
         key: str | None = None,
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
+        limit: int = Query(web.PAGE_SIZE, ge=1, le=500),
     ) -> HTMLResponse:
         fields = (("id", id), ("org", org), ("subject", subject), ("key", key))
         query = {k: v for k, v in fields if v}
@@ -290,7 +291,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             subject=subject or None,
             key=key_hash,
             id_prefix=prefix,
-            limit=web.PAGE_SIZE,
+            limit=limit,
             offset=offset,
         )
         if prefix and total == 1 and offset == 0 and len(query) == 1:
@@ -309,6 +310,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             health(),
             error,
             offset=offset,
+            limit=limit,
             overview=overview(),
         )
         return HTMLResponse(page, status_code=status)

@@ -76,6 +76,14 @@ class Overview:
     provisioned: tuple[int, int, list[int]]
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86_400), ("h", 3_600), ("min", 60)):
+        if (seconds >= size and seconds % size == 0) or seconds >= 10 * size:
+            n = round(seconds / size)
+            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}"
+    return f"{seconds} s"
+
+
 def chart_svg(first: int, width: int, counts: list[int]) -> str:
     """Draw certificates submitted per time span as an inline SVG bar chart (no script)."""
     if not counts or not any(counts):
@@ -93,12 +101,13 @@ def chart_svg(first: int, width: int, counts: list[int]) -> str:
             f"<title>{n} submitted {escape(_when(start))} to {escape(_when(stop))}</title></rect>"
         )
     total = sum(counts)
-    label = f"certificates submitted over time: {total} in {len(counts)} spans of {width} s"
+    span = _duration(width)
+    label = f"certificates submitted over time: {total} in {len(counts)} spans of {span}"
     return (
         f'<svg class="chart" role="img" aria-label="{escape(label)}" width="{w}" height="{h}" '
         f'viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(label)}</title>"
-        f'<text x="0" y="10">peak {peak} per {width} s</text>{"".join(bars)}'
+        f'<text x="0" y="10">peak {peak} per {span}</text>{"".join(bars)}'
         f'<text x="0" y="{h - 4}">{escape(_when(first))}</text>'
         f'<text x="{w}" y="{h - 4}" text-anchor="end">'
         f"{escape(_when(first + len(counts) * width))}</text></svg>"
@@ -115,11 +124,8 @@ def overview_html(view: Overview) -> str:
             roles = ["removed"]
         vote = view.last_votes.get(m["address"])
         if vote is not None:
-            behind = (
-                f", {view.indexed_block - vote['block']} blocks ago"
-                if view.indexed_block is not None
-                else ""
-            )
+            ago = None if view.indexed_block is None else view.indexed_block - vote["block"]
+            behind = "" if ago is None else f", {ago} block{'' if ago == 1 else 's'} ago"
             said = f"block {vote['block']} ({escape(_when(vote['timestamp']))}{behind})"
         elif m["roles"] & 1 and m["active"]:
             said = '<span class="stale">never voted</span>'
