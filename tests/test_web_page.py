@@ -200,3 +200,23 @@ def test_an_empty_index_says_so(tmp_path: Path) -> None:
     assert "None" not in page
     assert "the index is empty: no block indexed yet" in page
     assert "no certificate submitted yet" in page
+
+
+def test_metrics_of_several_workers_are_pooled(node: Node, tmp_path: Path) -> None:
+    """With --workers 2 each scrape reaches one worker; it reports the requests of both."""
+    args = ["--db", node.db_url, "--deployment", str(node.deployment), "--workers", "2"]
+    with served(args, free_port(), tmp_path) as url:
+        good = node.ids["good"].hex()
+        session = requests.Session()
+        for _ in range(40):  # new connections: the kernel spreads them over the workers
+            assert requests.get(f"{url}/status/{good}", timeout=10).status_code == 200
+        for _ in range(4):
+            text = session.get(f"{url}/metrics", timeout=10).text
+            counted = {
+                tuple(sorted(s.labels.items())): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "dpki_http_requests_total"
+            }
+            key = (("endpoint", "/status/{cert_id}"), ("method", "GET"), ("status", "200"))
+            assert counted[key] == 40
