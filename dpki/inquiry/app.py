@@ -28,7 +28,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from dpki import __version__
 from dpki.chain.registry import Status
 from dpki.inquiry import web
-from dpki.inquiry.ocsp import MALFORMED, OcspResponder, StatusIndex, load_or_create_identity
+from dpki.inquiry.ocsp import (
+    MALFORMED,
+    OCSP_LABELS,
+    OcspResponder,
+    StatusIndex,
+    load_or_create_identity,
+)
 from dpki.inquiry.store import UNAVAILABLE, Store
 from dpki.inquiry.views import certificate_json, iso, summary_json
 from dpki.metrics import CONTENT_TYPE, ServeMetrics, exposition
@@ -362,7 +368,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     for unavailable in UNAVAILABLE:
         api.add_exception_handler(unavailable, database_down)
 
-    responder.answered = lambda label: metrics.ocsp.labels(label).inc()
+    ocsp_counts = {label: metrics.ocsp.labels(label) for label in OCSP_LABELS}
+    responder.answered = lambda label: ocsp_counts[label].inc()
     return _Counted(_OcspFront(api, responder), metrics)
 
 
@@ -409,6 +416,7 @@ class _Counted:
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self._counters: dict[tuple[str, str, int], Any] = {}  # labels() costs a lock each
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -426,7 +434,13 @@ class _Counted:
             await self.app(scope, receive, sending)
         finally:
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            self.metrics.requests.labels(_endpoint(scope), method, str(status)).inc()
+            key = (_endpoint(scope), method, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(
+                    key[0], method, str(status)
+                )
+            counter.inc()
 
 
 class _OcspFront:

@@ -40,6 +40,7 @@ from dpki.pki.codes import CRL_REASONS, Status
 
 __all__ = [
     "MALFORMED",
+    "OCSP_LABELS",
     "CertState",
     "OcspResponder",
     "ResponderIdentity",
@@ -256,6 +257,10 @@ class StatusIndex:
             return None
         # several submissions with the same issuer and serial: the latest change decides
         return max(found, key=lambda s: s.updated_at)
+
+
+#: what an answer can say: a certificate status, or the error it reports
+OCSP_LABELS = ("good", "revoked", "unknown", "malformed", "internal_error")
 
 
 def _ignore(_label: str) -> None:
