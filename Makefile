@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser postgres demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser ocsptool postgres demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,10 +25,10 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser postgres
+test: bootstrap browser ocsptool postgres
 	$(BIN)/pytest
 
-test-fast: bootstrap browser postgres
+test-fast: bootstrap browser ocsptool postgres
 	$(BIN)/pytest -m "not slow"
 
 # The indexer tests use a PostgreSQL on 127.0.0.1:5432: install Debian's package when missing,
@@ -44,6 +44,15 @@ browser:
 	  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && \
 	    $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
+
+# The OCSP tests also ask with a second client: GnuTLS's ocsptool (Debian's gnutls-bin).
+ocsptool:
+	@command -v ocsptool >/dev/null 2>&1 || { \
+	  echo "installing Debian's gnutls-bin for the GnuTLS OCSP client test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q --no-install-recommends gnutls-bin >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO apt-get install -y -q --no-install-recommends gnutls-bin >/dev/null; }; }
 
 bench: bootstrap
 	$(BIN)/python bench/gas.py

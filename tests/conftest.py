@@ -102,15 +102,18 @@ def fake_submission(
 
 @pytest.fixture(scope="module")
 def node(
+    request: pytest.FixtureRequest,
     anvil: Devnet,
     _deployed: tuple[str, int],
     accounts: list[LocalAccount],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
-    """Serve an index of devices in every state (an inquiry node) for the whole module."""
+    """Serve an index of devices in every state (an inquiry node) for the whole module, on
+    SQLite unless parametrized indirectly with "postgresql"."""
     from inquiry_helpers import inquiry_node  # it imports this module
 
+    db = getattr(request, "param", "sqlite")
     with inquiry_node(
-        anvil.rpc_url, _deployed[0], _deployed[1], accounts, tmp_path_factory.mktemp("node")
+        anvil.rpc_url, _deployed[0], _deployed[1], accounts, tmp_path_factory.mktemp("node"), db
     ) as n:
         yield n

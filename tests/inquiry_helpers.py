@@ -155,6 +155,7 @@ class Node:
     accounts: list[LocalAccount]
     devices: dict[str, Device]
     ids: dict[str, bytes]
+    db_kind: str = "sqlite"
 
     def pem(self, name: str) -> Path:
         """Return the PEM file of a device."""
@@ -170,17 +171,24 @@ class Node:
                 time.sleep(0.1)
 
 
-STATES = ("good", "revoked", "suspended", "pending", "rejected", "spare")
+STATES = ("good", "revoked", "suspended", "pending", "rejected", "spare", "superseded")
 
 
 @contextmanager
 def inquiry_node(
-    rpc_url: str, address: str, deploy_block: int, accounts: list[LocalAccount], tmp: Path
+    rpc_url: str,
+    address: str,
+    deploy_block: int,
+    accounts: list[LocalAccount],
+    tmp: Path,
+    db: str = "sqlite",
 ) -> Iterator[Node]:
-    """Put devices in every state on the ledger, index them, serve; revert the chain after."""
+    """Put devices in every state on the ledger (``superseded`` renewed by ``renewal``), index
+    them into a ``db`` database (sqlite or postgresql), serve; revert the chain after."""
     snapshot = rpc(rpc_url, "evm_snapshot")
     registry = Registry(connect(rpc_url), address)
     made = {name: _device("Vendor A", f"{name}-{uuid.uuid4().hex[:8]}") for name in STATES}
+    made["renewal"] = _device("Vendor A", f"renewal-{uuid.uuid4().hex[:8]}")
     made["unknown"] = _device("Vendor A", "never-submitted")
     ids = {
         "good": put_on_ledger(registry, accounts, made["good"]),
@@ -189,7 +197,13 @@ def inquiry_node(
         "pending": put_on_ledger(registry, accounts, made["pending"], endorse=1),
         "rejected": put_on_ledger(registry, accounts, made["rejected"], endorse=0),
         "spare": put_on_ledger(registry, accounts, made["spare"]),
+        "superseded": put_on_ledger(registry, accounts, made["superseded"]),
     }
+    renewal = submission_for(load_facts(made["renewal"].der)[0])
+    receipt = registry.renew(accounts[0], ids["superseded"], renewal).wait()
+    ids["renewal"] = bytes(receipt.event("CertificateSubmitted").args["certId"])
+    for i in (1, 2):  # the renewal activates: the old certificate is superseded
+        registry.endorse(accounts[i], ids["renewal"]).wait()
     registry.revoke(accounts[0], ids["revoked"], 1).wait()
     registry.suspend(accounts[0], ids["suspended"]).wait()
     registry.reject(accounts[1], ids["rejected"], 3).wait()
@@ -209,17 +223,17 @@ def inquiry_node(
             }
         )
     )
-    db_url = f"sqlite:///{tmp / 'index.sqlite'}"
-    store = Store(db_url)
-    indexer = Indexer(registry, store, deploy_block)
-    indexer.catch_up()
-    port = free_port()
-    try:
-        with served(["--db", db_url, "--deployment", str(deployment)], port, tmp) as url:
-            yield Node(url, tmp, db_url, deployment, registry, indexer, accounts, made, ids)
-    finally:
-        store.close()
-        assert rpc(rpc_url, "evm_revert", snapshot) is True
+    with database(db, tmp) as db_url:
+        store = Store(db_url)
+        indexer = Indexer(registry, store, deploy_block)
+        indexer.catch_up()
+        port = free_port()
+        try:
+            with served(["--db", db_url, "--deployment", str(deployment)], port, tmp) as url:
+                yield Node(url, tmp, db_url, deployment, registry, indexer, accounts, made, ids, db)
+        finally:
+            store.close()
+            assert rpc(rpc_url, "evm_revert", snapshot) is True
 
 
 def write_key(path: Path, key: Any) -> None:

@@ -44,32 +44,62 @@ def test_status_endpoint(node: Node) -> None:
     assert rejected["status"] == "rejected" and rejected["reason"]  # the policy code's name
 
 
+KNOWN = "revoked"  # a name in node.ids, spelled out in the paths below as {known}
+
+
 @pytest.mark.parametrize(
     ("path", "code"),
     [
         ("/certificates/xyz", 400),
+        ("/certificates/0", 400),
+        ("/status/0", 400),
         ("/certificates/" + "0" * 63, 400),
         ("/status/not-an-id", 400),
+        ("/certificates/{known}%0a", 400),  # a trailing newline is not an id
+        ("/status/{known}%0a", 400),
+        ("/status/%20{known}", 400),
+        ("/certificates/0x{known}", 200),
+        ("/certificates/0X{KNOWN}", 200),  # any case, 0x or 0X
+        ("/status/0X{known}", 200),
         ("/certificates/" + "ab" * 32, 404),
         ("/status/" + "ab" * 32, 404),
         ("/certificates?status=bogus", 400),
         ("/certificates?key=short", 400),
-        ("/certificates?limit=0", 422),
+        ("/certificates?key={known}%0a", 400),
+        ("/certificates?limit=0", 400),
+        ("/certificates?limit=501", 400),
+        ("/certificates?offset=-1", 400),
+        ("/certificates?offset=2147483648", 400),
+        ("/certificates?offset=9223372036854775807", 400),
+        ("/certificates?offset=9223372036854775808", 400),  # was a 500 (SQLite overflow)
+        ("/certificates?offset=" + "9" * 400, 400),
+        ("/certificates?offset=2147483647", 200),
+        ("/certificates?org=a%00b", 400),  # PostgreSQL text cannot hold a NUL
+        ("/certificates?subject=" + "x" * 1025, 400),
         ("/nowhere", 404),
     ],
 )
 def test_bad_input_gets_clear_errors(node: Node, path: str, code: int) -> None:
-    response = requests.get(node.url + path, timeout=10)
-    assert response.status_code == code
+    known = node.ids[KNOWN].hex()
+    url = node.url + path.format(known=known, KNOWN=known.upper())
+    response = requests.get(url, timeout=10)
+    assert response.status_code == code, response.text
+    assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body.get("error") or body.get("detail")
+    if code == 200:
+        assert body.get("id", known) == known
+    else:
+        assert set(body) == {"error"} and body["error"]
 
 
 def test_search_filters_and_pages(node: Node) -> None:
     everything = get(node, "/certificates", org="Vendor A").json()
-    assert everything["total"] == 6
+    assert everything["total"] == 8
     page = get(node, "/certificates", org="Vendor A", limit=2, offset=2).json()
-    assert len(page["items"]) == 2 and page["total"] == 6
+    assert len(page["items"]) == 2 and page["total"] == 8
+    assert {i["status"] for i in everything["items"]} == {
+        "pending", "active", "suspended", "revoked", "superseded", "rejected"
+    }  # fmt: skip
     revoked = get(node, "/certificates", status="revoked").json()
     assert [i["id"] for i in revoked["items"]] == [node.ids["revoked"].hex()]
     by_subject = get(node, "/certificates", subject="CN=device-pending").json()
@@ -118,7 +148,7 @@ def test_healthz_reports_lag(node: Node) -> None:
 
 def test_web_page_shows_search_status_endorsers_history_and_pem(node: Node) -> None:
     home = get(node, "/", org="Vendor A").text
-    assert "6 found" in home
+    assert "8 found" in home
     for name in ("good", "revoked", "suspended"):
         assert node.ids[name].hex()[:16] in home
     cid = node.ids["revoked"].hex()
@@ -129,9 +159,19 @@ def test_web_page_shows_search_status_endorsers_history_and_pem(node: Node) -> N
     assert "Operator B" in page and "CA C" in page
     assert page.count("<tr><td>") >= 3  # submitted, endorsed, revoked
     assert "-----BEGIN CERTIFICATE-----" in page
-    missing = get(node, "/", id="ab" * 32).text
-    assert "no certificate" in missing
-    assert get(node, "/ui/certificates/nope").status_code == 400
+    missing = get(node, "/", id="ab" * 32)
+    assert missing.status_code == 404 and "no certificate" in missing.text
+    assert "<form" in missing.text  # the search form, to try again
+    for refused, code in (
+        (get(node, "/", id="zz"), 400),
+        (get(node, "/", org="a\x00"), 400),
+        (get(node, "/ui/certificates/nope"), 400),
+        (get(node, "/ui/certificates/" + "ab" * 32), 404),
+    ):
+        assert refused.status_code == code
+        assert refused.headers["content-type"].startswith("text/html")
+        assert 'class="error"' in refused.text
+    assert get(node, "/", id="", org="", subject="").status_code == 200  # the empty form
 
 
 def test_names_from_the_ledger_are_escaped_on_the_page(node: Node) -> None:

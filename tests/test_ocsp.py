@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
+import email.utils
 import os
 import socket
 import subprocess
@@ -21,6 +23,7 @@ from inquiry_helpers import Node, put_on_ledger
 from dpki.dev.devices import make_ca, make_device
 
 OPENSSL = "/usr/bin/openssl"
+OCSPTOOL = "/usr/bin/ocsptool"  # Debian's gnutls-bin (`make ocsptool` installs it)
 
 
 def _responder_pem(node: Node) -> Path:
@@ -67,6 +70,7 @@ def openssl_ocsp(node: Node, name: str, *extra: str, issuer: str | None = None) 
         ("good", "good", None),
         ("revoked", "revoked", "keyCompromise"),
         ("suspended", "revoked", "certificateHold"),
+        ("superseded", "revoked", "superseded"),
         ("rejected", "revoked", None),
         ("pending", "unknown", None),
         ("unknown", "unknown", None),
@@ -100,11 +104,14 @@ def _request(node: Node, name: str, *, nonce: bytes | None = None) -> bytes:
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
+def _b64_path(der: bytes) -> str:
+    return base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
+
+
 def test_get_form_serves_pre_produced_responses_and_nonces_fresh(node: Node) -> None:
     der = _request(node, "good")
-    path = base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
-    first = requests.get(f"{node.url}/ocsp/{path}", timeout=5)
-    second = requests.get(f"{node.url}/ocsp/{path}", timeout=5)
+    first = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    second = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
     assert first.headers["content-type"] == "application/ocsp-response"
     assert "max-age=" in first.headers["cache-control"]
     assert first.content == second.content  # signed once, served again
@@ -124,6 +131,52 @@ def test_get_form_serves_pre_produced_responses_and_nonces_fresh(node: Node) -> 
         assert echoed == nonce
         answers.append(body)
     assert answers[0] != answers[1]
+
+
+def _http_time(value: str) -> dt.datetime:
+    return email.utils.parsedate_to_datetime(value)
+
+
+def test_get_and_post_carry_the_same_rfc5019_caching_headers(node: Node) -> None:
+    """RFC 5019 6.2: Last-Modified is thisUpdate, Expires nextUpdate, max-age no later than
+    nextUpdate, an ETag; POST answers carry the same; nonce and error answers are not stored."""
+    der = _request(node, "revoked")
+    got = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    posted = requests.post(node.url + "/ocsp", data=der, timeout=5)
+    assert got.content == posted.content  # one pre-produced answer
+    response = ocsp.load_der_ocsp_response(got.content)
+    assert response.next_update_utc is not None
+    for answer in (got, posted):
+        headers = answer.headers
+        assert _http_time(headers["last-modified"]) == response.this_update_utc
+        assert _http_time(headers["expires"]) == response.next_update_utc
+        control = headers["cache-control"].split(", ")
+        assert control[1:] == ["public", "no-transform", "must-revalidate"]
+        max_age = int(control[0].removeprefix("max-age="))
+        assert 0 < max_age <= (response.next_update_utc - _http_time(headers["date"])).seconds
+        assert headers["etag"] == got.headers["etag"] and headers["etag"].startswith('"')
+    head = requests.head(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    with_nonce = _request(node, "revoked", nonce=os.urandom(16))
+    for answer in (
+        requests.post(node.url + "/ocsp", data=with_nonce, timeout=5),
+        requests.get(f"{node.url}/ocsp/{_b64_path(with_nonce)}", timeout=5),
+        requests.post(node.url + "/ocsp", data=b"junk", timeout=5),
+        requests.get(f"{node.url}/ocsp/junk", timeout=5),
+    ):
+        assert answer.headers["cache-control"] == "no-store"
+        assert "etag" not in answer.headers and "expires" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("GET", "/ocsp", "POST"), ("PUT", "/ocsp", "POST"), ("POST", "/ocsp/MAA=", "GET, HEAD")],
+)
+def test_other_methods_get_405_with_allow(node: Node, method: str, path: str, allow: str) -> None:
+    answer = requests.request(method, node.url + path, timeout=5)
+    assert answer.status_code == 405 and answer.headers["allow"] == allow
+    assert answer.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -246,3 +299,62 @@ def test_a_device_indexed_before_its_ca_is_found_once_the_ca_arrives(node: Node)
     while ": good" not in openssl_ocsp(node, "early", issuer="late-ca")[0]:
         assert time.monotonic() < deadline, "the responder did not pick up the issuer"
         time.sleep(0.2)
+
+
+def gnutls_ocsp(
+    node: Node, name: str, *extra: str, issuer: str | None = None, signer: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Ask with GnuTLS `ocsptool --ask` (POST), which checks the signature against
+    ``signer`` (the responder's certificate unless given) and a nonce it sent."""
+    pem = str(node.pem(name))
+    return subprocess.run(
+        [
+            OCSPTOOL,
+            f"--ask={node.url}/ocsp",
+            "--load-cert",
+            pem,
+            "--load-issuer",
+            str(node.pem(issuer)) if issuer else pem,
+            "--load-signer",
+            str(signer or _responder_pem(node)),
+            "--outfile",
+            str(node.dir / "gnutls-response.der"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def _gnutls_says(done: subprocess.CompletedProcess[str], answer: str, nonce: bool) -> None:
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Verifying OCSP Response: Success." in done.stdout
+    assert f"Certificate Status: {answer}" in done.stdout
+    assert ("Nonce:" in done.stdout) == nonce
+
+
+@pytest.mark.parametrize("nonce", ["--nonce", "--no-nonce"])
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [("good", "good"), ("revoked", "revoked"), ("suspended", "revoked"), ("pending", "unknown")],
+)
+def test_gnutls_ocsptool_verifies_answers(node: Node, name: str, answer: str, nonce: str) -> None:
+    _gnutls_says(gnutls_ocsp(node, name, nonce), answer, nonce == "--nonce")
+
+
+def test_gnutls_ocsptool_checks_ca_issued_devices_and_the_signer(node: Node) -> None:
+    ca = make_ca("Vendor A", "GnuTLS line CA")
+    device = make_device("Vendor A", "gnutls-issued-1", issuer=ca)
+    node.pem("gnutls-ca").write_bytes(ca.pem)
+    node.pem("gnutls-issued").write_bytes(device.pem)
+    put_on_ledger(node.registry, node.accounts, ca)
+    issued = put_on_ledger(node.registry, node.accounts, device)
+    node.reindex(lambda: requests.get(f"{node.url}/status/{issued.hex()}", timeout=5).ok)
+    for nonce in ("--nonce", "--no-nonce"):
+        done = gnutls_ocsp(node, "gnutls-issued", nonce, issuer="gnutls-ca")
+        _gnutls_says(done, "good", nonce == "--nonce")
+    # an answer checked against another signer does not verify: the test can fail
+    forged = gnutls_ocsp(node, "gnutls-issued", issuer="gnutls-ca", signer=node.pem("good"))
+    assert "Verifying OCSP Response: Success." not in forged.stdout

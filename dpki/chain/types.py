@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass
 
 from dpki.errors import ConfigError
 from dpki.pki.codes import Status
 
 __all__ = [
+    "CERT_ID_PATTERN",
     "NO_EXPIRY",
     "ROLE_SUBMITTER",
     "ROLE_VALIDATOR",
@@ -20,6 +22,7 @@ __all__ = [
     "ProposalKind",
     "Submission",
     "as_cert_id",
+    "parse_cert_id",
 ]
 
 ROLE_VALIDATOR = 1
@@ -126,13 +129,31 @@ class Proposal:
     organization: str
 
 
+#: A certificate id as text, the one rule every surface applies (JSON API, web page, OCSP
+#: helpers, command line): 64 hex digits (the SHA-256 of the DER) in any case, optionally
+#: after ``0x`` or ``0X``, and nothing else: no spaces, no trailing newline. In ECMA-262 form
+#: for OpenAPI schemas, where ``$`` is the end of the text (Python's ``$`` also matches before
+#: a final newline, hence :func:`parse_cert_id` uses ``fullmatch``).
+CERT_ID_PATTERN = r"^(0[xX])?[0-9a-fA-F]{64}$"
+_CERT_ID = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
+
+
+def parse_cert_id(text: str) -> str | None:
+    """Return an id given as text in canonical form (64 lowercase hex digits), or None."""
+    if _CERT_ID.fullmatch(text) is None:
+        return None
+    return text[-64:].lower()
+
+
 def as_cert_id(value: str | bytes) -> bytes:
-    """Return a 32-byte certificate id from bytes or a 64-digit hex string (0x optional)."""
+    """Return a 32-byte certificate id from bytes or text (see :data:`CERT_ID_PATTERN`)."""
     if isinstance(value, bytes | bytearray):
         if len(value) != 32:
             raise ConfigError(f"a certificate id is 32 bytes, got {len(value)}")
         return bytes(value)
-    text = value.strip().lower().removeprefix("0x")
-    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
-        raise ConfigError(f"a certificate id is 64 hex digits (sha256 of the DER), got {value!r}")
-    return bytes.fromhex(text)
+    canonical = parse_cert_id(value)
+    if canonical is None:
+        raise ConfigError(
+            f"a certificate id is 64 hex digits (sha256 of the DER, 0x optional), got {value!r}"
+        )
+    return bytes.fromhex(canonical)

@@ -1,7 +1,11 @@
 """The inquiry node's ASGI app: JSON API (FastAPI), OCSP responder and web page.
 
 OCSP requests take a plain-ASGI fast path in front of FastAPI (``POST /ocsp`` and
-``GET /ocsp/{base64}``): a pre-produced response is a dictionary look-up away.
+``GET /ocsp/{base64}``): a pre-produced response is a dictionary look-up away. The OpenAPI
+document (``/openapi.json``) describes every operation as served, these included: parameters
+with their patterns and bounds, every status code and media type, and one error body
+(``{"error": "..."}``, HTML on the web pages). Nothing a client sends gets a 5xx, except 503
+while the index database is down.
 """
 
 from __future__ import annotations
@@ -13,28 +17,45 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import requests
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dpki import __version__
 from dpki.chain.registry import Status
+from dpki.chain.types import CERT_ID_PATTERN, parse_cert_id
 from dpki.inquiry import web
+from dpki.inquiry.models import (
+    CERT_ID_DESCRIPTION,
+    OCSP_PATHS,
+    Certificate,
+    Error,
+    Health,
+    Members,
+    SearchPage,
+    StatusAnswer,
+    StatusName,
+)
 from dpki.inquiry.ocsp import (
-    MALFORMED,
+    MALFORMED_ANSWER,
     OCSP_LABELS,
+    OcspAnswer,
     OcspResponder,
     StatusIndex,
     load_or_create_identity,
 )
+from dpki.inquiry.queries import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery
 from dpki.inquiry.store import UNAVAILABLE, Store
 from dpki.inquiry.views import certificate_json, iso, summary_json
 from dpki.metrics import CONTENT_TYPE, ServeMetrics, exposition
@@ -45,11 +66,17 @@ __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
 log = logging.getLogger("dpki.inquiry")
 
 CONFIG_ENV = "DPKI_SERVE_CONFIG"
-_ID = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _MAX_OCSP = 16_384
-#: the deepest page of a search (PostgreSQL and SQLite hold OFFSET in 64 bits)
-MAX_OFFSET = 2**31 - 1
 _STATUSES = {s.label: int(s) for s in Status if s is not Status.NONE}
+_BAD_ID = "a certificate id is 64 hex digits (sha256 of the DER, 0x optional)"
+#: free text in a search: bounded, no NUL (PostgreSQL text cannot hold one)
+_TEXT_PATTERN = r"^[^\x00]*$"
+#: the web form sends empty fields for what the user left out
+_FORM_ID_PATTERN = f"^({CERT_ID_PATTERN.removeprefix('^').removesuffix('$')})?$"
+#: the web search takes an id or its first digits (the list shows 16)
+_FORM_PREFIX_PATTERN = r"^(0[xX])?[0-9a-fA-F]{0,64}$"
+_TEXT: dict[str, Any] = {"max_length": MAX_TEXT, "pattern": _TEXT_PATTERN}
+CertIdParam = Annotated[str, PathParam(pattern=CERT_ID_PATTERN, description=CERT_ID_DESCRIPTION)]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,12 +102,61 @@ class ServeConfig:
 
 
 def _norm_id(value: str) -> str:
-    if not _ID.match(value):
-        raise HTTPException(
-            status_code=400,
-            detail=f"a certificate id is 64 hex digits (sha256 of the DER), got {value[:80]!r}",
-        )
-    return value.lower().removeprefix("0x")
+    cid = parse_cert_id(value)
+    if cid is None:  # the schema's pattern refuses it first; this is the same rule
+        raise HTTPException(status_code=400, detail=f"{_BAD_ID}, got {value[:80]!r}")
+    return cid
+
+
+class PemResponse(PlainTextResponse):
+    """A PEM certificate."""
+
+    media_type = "application/x-pem-file"
+
+
+def _is_web(request: Request) -> bool:
+    path: str = request.url.path
+    return path == "/" or path.startswith("/ui/")
+
+
+def _error(
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Answer an error: ``{"error": ...}``, or an HTML page on the web pages."""
+    if _is_web(request):
+        return HTMLResponse(web.error_page(status, message), status_code=status, headers=headers)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """Say in words what one request validation error was about."""
+    where, name = str(error["loc"][0]), str(error["loc"][-1])
+    got = repr(error.get("input"))
+    got = got if len(got) <= 80 else got[:77] + "..."
+    if error["type"] == "string_pattern_mismatch" and name in ("cert_id", "key", "id"):
+        what = _BAD_ID if name != "key" else "key is a sha256 as 64 hex digits (0x optional)"
+        return f"{what}, got {got}"
+    return f"{where} parameter {name}: {error['msg']}, got {got}"
+
+
+_ERROR_MEANINGS = {
+    400: "a parameter breaks the schema: the error says which and what was wanted",
+    404: "no certificate with this id in the index",
+    503: "the index database is unavailable (Retry-After: 5 seconds); /status and OCSP still "
+    "answer from memory",
+}
+
+
+def _errors(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]]:
+    """Document error answers: the JSON error body, or an HTML page."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        if html:
+            text = {"content": {"text/html": {"schema": {"type": "string"}}}}
+            out[code] = {"description": _ERROR_MEANINGS[code] + " (an HTML page)", **text}
+        else:
+            out[code] = {"description": _ERROR_MEANINGS[code], "model": Error}
+    return out
 
 
 class _Head:
@@ -187,32 +263,70 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             "refreshed_at": iso(int(index.refreshed_at)),
         }
 
-    @api.get("/healthz", summary="Index health and how far it lags the chain head")
+    @api.get(
+        "/healthz",
+        summary="Index health and how far it lags the chain head",
+        response_model=Health,
+        responses={
+            503: {
+                "description": "the index lags the chain by more than --max-lag blocks or the "
+                "chain head is unknown (a Health body), or the index database is unavailable "
+                "(an Error body)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/Health"},
+                                {"$ref": "#/components/schemas/Error"},
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
     def healthz() -> JSONResponse:
         body = health()
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
-    @api.get("/certificates/{cert_id}", summary="One certificate: record, votes, history, PEM")
-    def get_certificate(cert_id: str) -> dict[str, Any]:
+    def certificate_record(cert_id: str) -> dict[str, Any]:
         cid = _norm_id(cert_id)
         row = store.certificate(cid)
         if row is None:
             raise HTTPException(status_code=404, detail=f"no certificate {cid} in the index")
         return certificate_json(row, store.votes(cid), store.history(cid), members())
 
-    @api.get("/certificates", summary="Search certificates (all filters must match), paged")
+    @api.get(
+        "/certificates/{cert_id}",
+        summary="One certificate: record, votes, history, PEM",
+        response_model=Certificate,
+        responses=_errors(400, 404, 503),
+    )
+    def get_certificate(cert_id: CertIdParam) -> dict[str, Any]:
+        return certificate_record(cert_id)
+
+    @api.get(
+        "/certificates",
+        summary="Search certificates (all filters must match), paged",
+        response_model=SearchPage,
+        responses=_errors(400, 503),
+    )
     def list_certificates(
-        org: str | None = None,
-        subject: str | None = Query(None, description="substring of the subject DN"),
-        key: str | None = Query(None, description="sha256 of the SubjectPublicKeyInfo (hex)"),
-        status: str | None = Query(None, description="pending, active, suspended, ..."),
-        limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
+        subject: Annotated[
+            str | None, Query(description="substring of the subject DN", **_TEXT)
+        ] = None,
+        key: Annotated[
+            str | None,
+            Query(
+                description="sha256 of the SubjectPublicKeyInfo: 64 hex digits, 0x optional",
+                pattern=CERT_ID_PATTERN,
+            ),
+        ] = None,
+        status: Annotated[StatusName | None, Query(description="current status")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")] = 0,
     ) -> dict[str, Any]:
-        if status is not None and status not in _STATUSES:
-            raise HTTPException(
-                status_code=400, detail=f"status is one of {sorted(_STATUSES)}, got {status!r}"
-            )
         key_hash = _norm_id(key) if key is not None else None
         total, rows = store.search(
             org=org,
@@ -230,15 +344,25 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             "items": [summary_json(r, names) for r in rows],
         }
 
-    @api.get("/status/{cert_id}", summary="A certificate's status (from memory: fast)")
-    def get_status(cert_id: str) -> dict[str, Any]:
+    @api.get(
+        "/status/{cert_id}",
+        summary="A certificate's status (from memory: fast, answers while the database is down)",
+        response_model=StatusAnswer,
+        responses=_errors(400, 404),
+    )
+    def get_status(cert_id: CertIdParam) -> dict[str, Any]:
         cid = _norm_id(cert_id)
         body = status_json(index, cid)
         if body is None:
             raise HTTPException(status_code=404, detail=f"no certificate {cid} in the index")
         return body
 
-    @api.get("/members", summary="The consortium's current members")
+    @api.get(
+        "/members",
+        summary="The consortium's current members",
+        response_model=Members,
+        responses=_errors(503),
+    )
     def get_members() -> dict[str, Any]:
         return {
             "members": [
@@ -255,9 +379,15 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             "threshold": int(store.get_meta("threshold") or 0),
         }
 
-    @api.get("/ocsp/responder.pem", summary="The OCSP responder's certificate (PEM)")
-    def responder_pem() -> PlainTextResponse:
-        return PlainTextResponse(identity.pem.decode(), media_type="application/x-pem-file")
+    @api.get(
+        "/ocsp/responder.pem",
+        summary="The OCSP responder's certificate (PEM)",
+        tags=["ocsp"],
+        response_class=PemResponse,
+        responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}},
+    )
+    def responder_pem() -> PemResponse:
+        return PemResponse(identity.pem.decode())
 
     def overview() -> str:
         checkpoint = store.checkpoint()
@@ -273,34 +403,55 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             )
         )
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @api.get(
+        "/",
+        summary="Web page: search by id, organization or subject",
+        tags=["web"],
+        response_class=HTMLResponse,
+        responses={
+            303: {
+                "description": "the id is in the index: its page is at Location",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+            **_errors(400, 404, 503, html=True),
+        },
+    )
     def home(
-        id: str | None = None,
-        org: str | None = None,
-        subject: str | None = None,
-        key: str | None = None,
-        offset: int = Query(0, ge=0, le=MAX_OFFSET),
-        limit: int = Query(web.PAGE_SIZE, ge=1, le=500),
+        id: Annotated[
+            str | None,
+            Query(
+                description="a certificate id or its first hex digits (or empty)",
+                pattern=_FORM_PREFIX_PATTERN,
+            ),
+        ] = None,
+        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
+        subject: Annotated[
+            str | None, Query(description="substring of the subject DN", **_TEXT)
+        ] = None,
+        key: Annotated[
+            str | None,
+            Query(
+                description="sha256 of the SubjectPublicKeyInfo (or empty)",
+                pattern=_FORM_ID_PATTERN,
+            ),
+        ] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = web.PAGE_SIZE,
     ) -> HTMLResponse:
         fields = (("id", id), ("org", org), ("subject", subject), ("key", key))
         query = {k: v for k, v in fields if v}
-        prefix = _hex_prefix(id) if id else None
-        key_hash = _hex_prefix(key) if key else None
-        if id and prefix is None:
-            problem = f"an id is up to 64 hex digits (0x optional), got {id[:80]!r}"
-            return _web_error(400, problem)
-        if key and (key_hash is None or len(key_hash) != 64):
-            problem = f"a key hash is 64 hex digits (sha256 of the key), got {key[:80]!r}"
-            return _web_error(400, problem)
+        if limit != web.PAGE_SIZE:
+            query["limit"] = str(limit)
+        prefix = id[2:].lower() if id and id[:2] in ("0x", "0X") else (id or "").lower()
         total, rows = store.search(
             org=org or None,
             subject=subject or None,
-            key=key_hash,
-            id_prefix=prefix,
+            key=_norm_id(key) if key else None,
+            id_prefix=prefix or None,
             limit=limit,
             offset=offset,
         )
-        if prefix and total == 1 and offset == 0 and len(query) == 1:
+        if prefix and total == 1 and offset == 0 and not (org or subject or key):
             return HTMLResponse(
                 status_code=303, headers={"Location": f"/ui/certificates/{rows[0]['id']}"}
             )
@@ -321,17 +472,20 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         )
         return HTMLResponse(page, status_code=status)
 
-    @api.get("/ui/certificates/{cert_id}", response_class=HTMLResponse, include_in_schema=False)
-    def detail(cert_id: str) -> HTMLResponse:
-        try:
-            record = get_certificate(cert_id)
-        except HTTPException as exc:  # a page, not JSON: the reader came with a browser
-            return _web_error(exc.status_code, str(exc.detail))
-        return HTMLResponse(web.detail_page(record))
+    @api.get(
+        "/ui/certificates/{cert_id}",
+        summary="Web page of one certificate: status, endorsers, history, PEM",
+        tags=["web"],
+        response_class=HTMLResponse,
+        responses=_errors(400, 404, 503, html=True),
+    )
+    def detail(cert_id: CertIdParam) -> HTMLResponse:
+        return HTMLResponse(web.detail_page(certificate_record(cert_id)))
 
     @api.get(
         "/metrics",
         summary="Prometheus metrics: requests, OCSP answers, index lag (text format)",
+        tags=["metrics"],
         response_class=PlainTextResponse,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
@@ -352,37 +506,46 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         for label in _STATUSES:
             metrics.certificates.labels(label).set(body["status_counts"].get(label, 0))
 
-    @api.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail), exc.headers)
 
-    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 400, "; ".join(_problem(e) for e in exc.errors()))
+
+    @api.exception_handler(BadQuery)
+    async def bad_query(request: Request, exc: BadQuery) -> Response:
+        return _error(request, 400, str(exc))
+
+    async def database_down(request: Request, exc: Exception) -> Response:
         # /status and OCSP answer from memory meanwhile; queries need the database
         log.warning("the index database is unavailable: %s", getattr(exc, "orig", exc))
-        return JSONResponse(
-            {"error": "the index database is unavailable; /status and OCSP still answer"},
-            status_code=503,
-            headers={"retry-after": "5"},
-        )
+        message = "the index database is unavailable; /status and OCSP still answer"
+        return _error(request, 503, message, {"retry-after": "5"})
 
     for unavailable in UNAVAILABLE:
         api.add_exception_handler(unavailable, database_down)
 
+    def openapi() -> dict[str, Any]:
+        """The schema FastAPI derives, without its 422 (this node answers 400), plus OCSP."""
+        if api.openapi_schema is None:
+            schema = get_openapi(
+                title=api.title, version=api.version, summary=api.summary, routes=api.routes
+            )
+            for item in schema["paths"].values():
+                for operation in item.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(name, None)
+            schema["paths"].update(OCSP_PATHS)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
     ocsp_counts = {label: metrics.ocsp.labels(label) for label in OCSP_LABELS}
     responder.answered = lambda label: ocsp_counts[label].inc()
     return _Counted(_OcspFront(api, responder), metrics)
-
-
-def _hex_prefix(text: str) -> str | None:
-    """Return up to 64 hex digits (0x optional) in lowercase, or None."""
-    digits = text.strip().lower().removeprefix("0x")
-    if not 0 < len(digits) <= 64 or any(c not in "0123456789abcdef" for c in digits):
-        return None
-    return digits
-
-
-def _web_error(status: int, message: str) -> HTMLResponse:
-    return HTMLResponse(web.error_page(status, message), status_code=status)
 
 
 def _or_minus_one(value: int | None) -> int:
@@ -444,30 +607,33 @@ class _Counted:
 
 
 class _OcspFront:
-    """Answer OCSP in plain ASGI; hand everything else to FastAPI."""
+    """Answer OCSP and the status hot path in plain ASGI; hand everything else to FastAPI."""
 
     def __init__(self, api: FastAPI, responder: OcspResponder) -> None:
         self.api = api
         self.responder = responder
-        self.cache_control = f"max-age={responder.max_age()}, public, no-transform, must-revalidate"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path == "/ocsp" and scope["method"] == "POST":
+            method: str = scope["method"]
+            if path == "/ocsp":
+                if method != "POST":
+                    await _not_allowed(send, b"POST")
+                    return
                 body = await _read_body(receive, _MAX_OCSP)
-                await self._answer(send, self.responder.respond(body) if body else MALFORMED)
+                await self._answer(send, self.responder.answer(body) if body else MALFORMED_ANSWER)
                 return
-            if path.startswith("/status/") and scope["method"] == "GET":
-                tail = path[len("/status/") :]
-                if _ID.match(tail):  # the hot path, in plain ASGI; errors go to FastAPI
-                    answer = status_json(self.responder.index, tail.lower().removeprefix("0x"))
+            if path.startswith("/status/") and method == "GET":
+                cid = parse_cert_id(path[len("/status/") :])
+                if cid is not None:  # the hot path, in plain ASGI; errors go to FastAPI
+                    answer = status_json(self.responder.index, cid)
                     if answer is not None:
-                        await self._send(send, json.dumps(answer).encode(), b"application/json")
+                        await _send(send, 200, json.dumps(answer).encode(), b"application/json")
                         return
             if path.startswith("/ocsp/") and path != "/ocsp/responder.pem":
-                if scope["method"] not in ("GET", "HEAD"):
-                    await self._answer(send, MALFORMED)
+                if method not in ("GET", "HEAD"):
+                    await _not_allowed(send, b"GET, HEAD")
                     return
                 raw = scope.get("raw_path") or path.encode()
                 encoded = unquote(raw.decode("latin-1").split("?", 1)[0][len("/ocsp/") :])
@@ -477,24 +643,34 @@ class _OcspFront:
                     )
                 except (binascii.Error, ValueError):
                     request = b""
-                der = self.responder.respond(request) if request else MALFORMED
-                await self._answer(send, der, cacheable=request != b"" and der is not MALFORMED)
+                ocsp_answer = self.responder.answer(request) if request else MALFORMED_ANSWER
+                await self._answer(send, ocsp_answer, head=method == "HEAD")
                 return
         await self.api(scope, receive, send)
 
-    async def _answer(self, send: Send, der: bytes, *, cacheable: bool = False) -> None:
-        extra = [(b"cache-control", self.cache_control.encode())] if cacheable else []
-        await self._send(send, der, b"application/ocsp-response", extra)
+    async def _answer(self, send: Send, answer: OcspAnswer, *, head: bool = False) -> None:
+        extra = answer.cache_headers(time.time(), self.responder.max_age())
+        await _send(send, 200, answer.der, b"application/ocsp-response", extra, head=head)
 
-    @staticmethod
-    async def _send(
-        send: Send, body: bytes, ctype: bytes, extra: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": headers + (extra or [])}
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def _not_allowed(send: Send, allow: bytes) -> None:
+    body = json.dumps({"error": f"method not allowed here; allowed: {allow.decode()}"}).encode()
+    await _send(send, 405, body, b"application/json", [(b"allow", allow)])
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctype: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    head: bool = False,
+) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -20,6 +20,9 @@ decode gets the malformedRequest response, never an HTTP error.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
+import functools
+import hashlib
 import logging
 import threading
 import time
@@ -40,8 +43,10 @@ from dpki.pki.codes import CRL_REASONS, Status
 
 __all__ = [
     "MALFORMED",
+    "MALFORMED_ANSWER",
     "OCSP_LABELS",
     "CertState",
+    "OcspAnswer",
     "OcspResponder",
     "ResponderIdentity",
     "StatusIndex",
@@ -57,6 +62,51 @@ MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
 INTERNAL_ERROR = ocsp.OCSPResponseBuilder.build_unsuccessful(
     ocsp.OCSPResponseStatus.INTERNAL_ERROR
 ).public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class OcspAnswer:
+    """A DER OCSP response and what HTTP caches need to know of it (RFC 5019 6.2)."""
+
+    der: bytes
+    #: unix seconds of thisUpdate and nextUpdate; None for an unsuccessful response
+    this_update: int | None = None
+    next_update: int | None = None
+    #: the response echoes a nonce: it answers one request only
+    nonce: bool = False
+
+    @property
+    def cacheable(self) -> bool:
+        """Say whether an HTTP cache may keep this response (signed, no nonce)."""
+        return self.this_update is not None and not self.nonce
+
+    def cache_headers(self, now: float, fresh_for: int) -> list[tuple[bytes, bytes]]:
+        """Return RFC 5019 6.2 caching headers: a pre-produced response stays fresh until the
+        responder would sign it again (``fresh_for`` seconds after thisUpdate), never past
+        nextUpdate; one that echoes a nonce or reports an error is not to be stored."""
+        if not self.cacheable or self.this_update is None or self.next_update is None:
+            return [(b"cache-control", b"no-store")]
+        max_age = max(0, min(self.this_update + fresh_for, self.next_update) - int(now))
+        control = b"max-age=%d, public, no-transform, must-revalidate" % max_age
+        return [(b"cache-control", control), *self._validators]
+
+    @functools.cached_property
+    def _validators(self) -> list[tuple[bytes, bytes]]:
+        """Last-Modified, Expires and ETag: worked out once per signed response."""
+        assert self.this_update is not None and self.next_update is not None
+        return [
+            (b"last-modified", _http_date(self.this_update)),
+            (b"expires", _http_date(self.next_update)),
+            (b"etag", b'"%s"' % hashlib.sha256(self.der).hexdigest()[:32].encode()),
+        ]
+
+
+def _http_date(ts: int) -> bytes:
+    return email.utils.formatdate(ts, usegmt=True).encode()
+
+
+MALFORMED_ANSWER = OcspAnswer(MALFORMED)
+INTERNAL_ERROR_ANSWER = OcspAnswer(INTERNAL_ERROR)
 
 _MAX_CACHE = 200_000
 _HOLD = 6  # RFC 5280 certificateHold: a suspension
@@ -283,8 +333,8 @@ class OcspResponder:
         self.index = index
         self.identity = identity
         self.validity = validity
-        # request DER -> (response DER, certificate id or None, re-sign after)
-        self._cache: dict[bytes, tuple[bytes, str | None, float]] = {}
+        # request DER -> (answer, certificate id or None, re-sign after)
+        self._cache: dict[bytes, tuple[OcspAnswer, str | None, float]] = {}
         #: told what each answer said: good, revoked, unknown, malformed or internal_error
         self.answered: Callable[[str], None] = _ignore
 
@@ -300,6 +350,10 @@ class OcspResponder:
 
     def respond(self, request_der: bytes) -> bytes:
         """Return the DER OCSP response for a DER request (never raises)."""
+        return self.answer(request_der).der
+
+    def answer(self, request_der: bytes) -> OcspAnswer:
+        """Return the OCSP answer for a DER request, with its times (never raises)."""
         cached = self._cache.get(request_der)
         if cached is not None and cached[2] > time.time():
             # a status change empties the cache entry: the index has the status it was made for
@@ -318,28 +372,29 @@ class OcspResponder:
                     nonce = ext.value.nonce
         except Exception:  # whatever does not decode as RFC 6960 says
             self.answered("malformed")
-            return MALFORMED
+            return MALFORMED_ANSWER
         if algorithm.name not in ("sha1", "sha256"):
             self.answered("malformed")
-            return MALFORMED
+            return MALFORMED_ANSWER
         try:
             state = self.index.find(algorithm.name, name_hash, key_hash, serial)
-            now = time.time()
-            response = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
+            now = int(time.time())
+            der = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
         except Exception:
             log.exception("cannot build an OCSP response")
             self.answered("internal_error")
-            return INTERNAL_ERROR
+            return INTERNAL_ERROR_ANSWER
         self.answered(cert_status_label(state))
+        answer = OcspAnswer(der, now, now + self.validity, nonce is not None)
         if nonce is None:
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
             self._cache[request_der] = (
-                response,
+                answer,
                 state.cert_id if state else None,
                 now + self.validity / 2,
             )
-        return response
+        return answer
 
     def max_age(self) -> int:
         """Return how long a cached (nonce-less) response stays fresh for HTTP caches."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dpki.errors import DpkiError
 from dpki.inquiry.schema import (
     BlockRef,
     blocks_table,
@@ -18,7 +19,18 @@ from dpki.inquiry.schema import (
 )
 from dpki.pki.codes import Status
 
-__all__ = ["Queries"]
+__all__ = ["MAX_OFFSET", "MAX_PAGE", "MAX_TEXT", "BadQuery", "Queries"]
+
+#: bounds of a search, the same for SQLite and PostgreSQL (both hold LIMIT and OFFSET in
+#: 64 bits and refuse more; a 32-bit bound is far beyond any index and safe in every client)
+MAX_PAGE = 500
+MAX_OFFSET = 2**31 - 1
+#: the longest organization or subject text a search takes (a DN is far shorter)
+MAX_TEXT = 1024
+
+
+class BadQuery(DpkiError):
+    """A search the index will not run: a bound out of range, or text it cannot hold."""
 
 
 class Queries:
@@ -84,7 +96,18 @@ class Queries:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """Return (total, page) of certificates matching all given filters (subject: substring)."""
+        """Return (total, page) of certificates matching all given filters (subject: substring).
+
+        Raises :class:`BadQuery` for a page or offset out of bounds (``1 <= limit <=
+        MAX_PAGE``, ``0 <= offset <= MAX_OFFSET``) or a text filter longer than ``MAX_TEXT``
+        or holding a NUL (PostgreSQL text cannot hold one), the same on every database."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadQuery(f"limit is 1 to {MAX_PAGE}, got {limit}")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise BadQuery(f"offset is 0 to {MAX_OFFSET}, got {offset}")
+        for name, text in (("org", org), ("subject", subject), ("key", key)):
+            if text is not None and (len(text) > MAX_TEXT or "\x00" in text):
+                raise BadQuery(f"{name} is at most {MAX_TEXT} characters and no NUL")
         c = certificates_table
         where = []
         if org is not None:
