@@ -76,6 +76,10 @@ _FORM_ID_PATTERN = f"^({CERT_ID_PATTERN.removeprefix('^').removesuffix('$')})?$"
 #: the web search takes an id or its first digits (the list shows 16)
 _FORM_PREFIX_PATTERN = r"^(0[xX])?[0-9a-fA-F]{0,64}$"
 _TEXT: dict[str, Any] = {"max_length": MAX_TEXT, "pattern": _TEXT_PATTERN}
+OrgParam = Annotated[str | None, Query(description="organization (O), exact", **_TEXT)]
+SubjectParam = Annotated[str | None, Query(description="substring of the subject DN", **_TEXT)]
+OffsetParam = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 CertIdParam = Annotated[str, PathParam(pattern=CERT_ID_PATTERN, description=CERT_ID_DESCRIPTION)]
 
 Scope = MutableMapping[str, Any]
@@ -312,10 +316,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         responses=_errors(400, 503),
     )
     def list_certificates(
-        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
-        subject: Annotated[
-            str | None, Query(description="substring of the subject DN", **_TEXT)
-        ] = None,
+        org: OrgParam = None,
+        subject: SubjectParam = None,
         key: Annotated[
             str | None,
             Query(
@@ -324,8 +326,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             ),
         ] = None,
         status: Annotated[StatusName | None, Query(description="current status")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")] = 0,
+        limit: LimitParam = 50,
+        offset: OffsetParam = 0,
     ) -> dict[str, Any]:
         key_hash = _norm_id(key) if key is not None else None
         total, rows = store.search(
@@ -424,10 +426,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
                 pattern=_FORM_PREFIX_PATTERN,
             ),
         ] = None,
-        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
-        subject: Annotated[
-            str | None, Query(description="substring of the subject DN", **_TEXT)
-        ] = None,
+        org: OrgParam = None,
+        subject: SubjectParam = None,
         key: Annotated[
             str | None,
             Query(
@@ -435,8 +435,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
                 pattern=_FORM_ID_PATTERN,
             ),
         ] = None,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")] = 0,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = web.PAGE_SIZE,
+        offset: OffsetParam = 0,
+        limit: LimitParam = web.PAGE_SIZE,
     ) -> HTMLResponse:
         fields = (("id", id), ("org", org), ("subject", subject), ("key", key))
         query = {k: v for k, v in fields if v}
