@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import string
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 __all__ = ["CONTRACT_ERROR_WORDS", "STATUS_NEXT_STEP", "explain"]
@@ -36,7 +37,7 @@ CONTRACT_ERROR_WORDS: Final[dict[str, str]] = {
     "InvalidStatus": "certificate {certId} is {status}, where this is not allowed; {next_step}",
     "InvalidThreshold": "a threshold of {threshold} is not possible with {validators} "
     "validators: it must be 1 to {validators}",
-    "InvalidValidity": "notBefore ({notBefore}) must come before notAfter ({notAfter})",
+    "InvalidValidity": "notBefore {notBefore} must come before notAfter {notAfter}",
     "LengthMismatch": "the batch's lists differ in length: {expected} and {got}",
     "NotAMember": "{account} is not a current member of the consortium (see dpki members)",
     "NotASubmitter": "{account} does not have the submitter role (see dpki members; "
@@ -70,6 +71,10 @@ STATUS_NEXT_STEP: Final[dict[str, str]] = {
 }
 
 
+#: arguments that are unix times (shown in ISO 8601 UTC)
+_TIMES: Final = frozenset({"notBefore", "notAfter", "deadline"})
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
@@ -82,6 +87,14 @@ def _fields(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     from dpki.pki.codes import CRL_REASONS, Status  # codes imports dpki.errors
 
     out: dict[str, Any] = {k: _shown(v) for k, v in args.items()}
+    for key in _TIMES & args.keys():
+        try:
+            moment = datetime.fromtimestamp(int(args[key]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, OverflowError, OSError):
+            continue  # a time past what a datetime holds: the number says it
+        out[key] = moment
+    if isinstance(args.get("authorized"), bool):
+        out["authorized"] = "granted" if args["authorized"] else "withdrawn"
     if isinstance(args.get("organization"), str):
         out["organization"] = args["organization"]
     if name == "InvalidRevocationReason" and isinstance(args.get("reason"), int):
