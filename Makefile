@@ -58,6 +58,7 @@ bench: bootstrap
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/issuers.py
 	$(BIN)/python bench/inquiry.py
 
 # mypy is strict on dpki; tests and bench are checked relaxed (untyped test functions and

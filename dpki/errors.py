@@ -23,6 +23,7 @@ __all__ = [
     "InvalidThreshold",
     "InvalidValidity",
     "LengthMismatch",
+    "NonceConflict",
     "NotAMember",
     "NotASubmitter",
     "NotAValidator",
@@ -73,6 +74,14 @@ class ChainError(DpkiError):
 
 class RpcUnavailable(ChainError):
     """The JSON-RPC endpoint did not answer."""
+
+
+class NonceConflict(ChainError):
+    """Another sender from the same account took the nonce, or the transaction was dropped.
+
+    Ids are content hashes, so sending the same action again is safe: the registry refuses
+    a second registration or vote with its custom error, which callers read as "done".
+    """
 
 
 class ContractError(ChainError):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
 from dpki.chain.registry import PendingTx, Registry, Status, Submission
+from dpki.errors import CertificateAlreadyRegistered, ChainError, NonceConflict
 from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
@@ -43,34 +45,100 @@ def submit_all(
     *,
     batch_size: int = 50,
     progress: Callable[[int], None] | None = None,
+    attempts: int = 5,
 ) -> list[SubmitOutcome]:
     """Submit certificates not yet on the ledger, ``batch_size`` per transaction.
 
     Idempotent: a certificate already on the ledger is reported with its status and not
     sent again (so a run interrupted half-way can simply be repeated). Batches are pipelined:
-    all are sent, then awaited.
+    all are sent, then awaited. A batch that fails because another process sends from the
+    same account (its nonce taken, its transaction dropped) or because an item of it got
+    registered meanwhile is re-read and what is still missing is sent again; an item that
+    is on the ledger from this account by then (an earlier send that was mined after all)
+    counts as submitted, not as a failure.
     """
     outcomes: dict[bytes, SubmitOutcome] = {}
-    fresh: list[Submission] = []
     unique = list({s.cert_id: s for s in submissions}.values())
-    for s, record in zip(unique, registry.statuses([s.cert_id for s in unique]), strict=True):
-        outcomes[s.cert_id] = SubmitOutcome(s.cert_id, False, record.status)
+    for s in unique:
+        outcomes[s.cert_id] = SubmitOutcome(s.cert_id, False, Status.NONE)
+    fresh = _not_on_ledger(registry, account, unique, outcomes)
+    for attempt in range(attempts):
+        failed, error = _send_batches(registry, account, fresh, batch_size, outcomes, progress)
+        if not failed:
+            break
+        if attempt == attempts - 1:
+            raise error or NonceConflict("submission failed")
+        time.sleep(0.1 * (attempt + 1))
+        fresh = _not_on_ledger(registry, account, failed, outcomes, progress, retry=True)
+    return [outcomes[s.cert_id] for s in submissions]
+
+
+def _not_on_ledger(
+    registry: Registry,
+    account: LocalAccount,
+    submissions: list[Submission],
+    outcomes: dict[bytes, SubmitOutcome],
+    progress: Callable[[int], None] | None = None,
+    *,
+    retry: bool = False,
+) -> list[Submission]:
+    """Record the outcome of submissions already on the ledger; return the others.
+
+    On a ``retry`` an item registered from this account is one of ours that was mined
+    after all: submitted, not a failure.
+    """
+    fresh: list[Submission] = []
+    records = registry.statuses([s.cert_id for s in submissions])
+    for s, record in zip(submissions, records, strict=True):
         if record.status is Status.NONE:
             fresh.append(s)
+            continue
+        ours = retry and (record.submitter or "").lower() == account.address.lower()
+        outcomes[s.cert_id] = SubmitOutcome(s.cert_id, ours, record.status)
+        if ours and progress:
+            progress(1)
+    return fresh
+
+
+def _send_batches(
+    registry: Registry,
+    account: LocalAccount,
+    fresh: list[Submission],
+    batch_size: int,
+    outcomes: dict[bytes, SubmitOutcome],
+    progress: Callable[[int], None] | None,
+) -> tuple[list[Submission], ChainError | None]:
+    """Send and await every batch; return the submissions of failed batches, and the error."""
     in_flight: list[tuple[list[Submission], PendingTx]] = []
+    failed: list[Submission] = []
+    error: ChainError | None = None
     for start in range(0, len(fresh), batch_size):
         chunk = fresh[start : start + batch_size]
-        if len(chunk) == 1:
-            pending = registry.submit(account, chunk[0])
-        else:
-            pending = registry.submit_batch(account, chunk)
+        try:
+            if len(chunk) == 1:
+                pending = registry.submit(account, chunk[0])
+            else:
+                pending = registry.submit_batch(account, chunk)
+        except _RETRIED as exc:
+            failed += chunk
+            error = exc
+            continue
         in_flight.append((chunk, pending))
     for chunk, pending in in_flight:
-        receipt = pending.wait()
+        try:
+            receipt = pending.wait()
+        except _RETRIED as exc:
+            failed += chunk
+            error = exc
+            continue
         for s in chunk:
             outcomes[s.cert_id] = SubmitOutcome(
                 s.cert_id, True, Status.PENDING, receipt.tx_hash, receipt.block_number
             )
         if progress:
             progress(len(chunk))
-    return [outcomes[s.cert_id] for s in submissions]
+    return failed, error
+
+
+#: failures after which a batch is re-read and what is missing sent again
+_RETRIED = (NonceConflict, CertificateAlreadyRegistered)

@@ -27,7 +27,7 @@ from dpki.metrics import ValidatorMetrics
 from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.issuers import LedgerIssuers
 from dpki.pki.policy import DEFAULT, Policy, evaluate
-from dpki.pki.x509 import facts, load_certificate, organization_hash, validity_seconds
+from dpki.pki.x509 import organization_hash, parse_certificate, validity_seconds
 
 __all__ = ["SUBMISSION_MISMATCH", "Validator", "Vote"]
 
@@ -132,8 +132,9 @@ class Validator:
         if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
             return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         try:
-            f = facts(load_certificate(der, name="0x" + cert_id.hex()), der=der)
-        except ParseError:
+            f = parse_certificate(der, name="0x" + cert_id.hex())
+        except ParseError as exc:
+            log.info("%s", exc)
             return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
         mismatches = []
         if (args["notBefore"], args["notAfter"]) != validity_seconds(f):
@@ -157,6 +158,22 @@ class Validator:
         codes = verdict.codes
         return Vote(cert_id, False, codes, REJECTION_REASONS[codes[0]])
 
+    def _decide_one(self, event: Event, at: datetime) -> Vote:
+        """Decide one submission; an unexpected error in deciding it rejects it as MALFORMED.
+
+        Ledger errors propagate (the step is retried); anything else is a fault of this
+        one item (bytes nobody foresaw): it is logged with its traceback and rejected, and
+        the node goes on with the others.
+        """
+        try:
+            return self.decide(event, at)
+        except ChainError:
+            raise
+        except Exception:
+            cert_id = bytes(event.args["certId"])
+            log.exception("0x%s: deciding failed; rejecting it as MALFORMED", cert_id.hex())
+            return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
+
     # ------------------------------------------------------------------ loop
 
     def step(self) -> int:
@@ -175,7 +192,7 @@ class Validator:
         statuses = self.registry.statuses(ids)
         voted = self.registry.have_voted(ids, self.account.address)
         decisions = [
-            self.decide(event, at)
+            self._decide_one(event, at)
             for event, record, done in zip(events, statuses, voted, strict=True)
             if record.status is Status.PENDING and not done
         ]
@@ -245,6 +262,16 @@ class Validator:
                 # a vote refused (e.g. a race with another validator): re-read and retry
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
                 self.metrics.errors.labels("vote_failed").inc()
+                self.metrics.retries.inc()
+                self.registry.resync_nonce(self.account.address)
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            except Exception:
+                # a fault of ours, not of one item (those are decided in step): log it and
+                # keep the node up, retrying with back-off, rather than die
+                log.exception("step failed; retrying in %.1f s", backoff)
+                self.metrics.errors.labels("step_failed").inc()
                 self.metrics.retries.inc()
                 self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)

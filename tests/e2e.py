@@ -27,10 +27,12 @@ def dpki_cmd(*args: str) -> list[str]:
 
 @contextmanager
 def private_devnet(
-    tmp: Path, orgs: tuple[str, ...] = ORGS, threshold: int = 2
+    tmp: Path, orgs: tuple[str, ...] = ORGS, threshold: int = 2, *, role_keys: bool = False
 ) -> Iterator[Deployment]:
     """Start a devnet of our own (validators are subprocesses: no snapshot tricks)."""
-    deployment = deploy_devnet(orgs, threshold, state_dir=tmp, path=tmp / "deployment.json")
+    deployment = deploy_devnet(
+        orgs, threshold, state_dir=tmp, path=tmp / "deployment.json", role_keys=role_keys
+    )
     assert deployment.devnet is not None
     try:
         yield deployment
@@ -50,14 +52,15 @@ class ValidatorProcess:
         extra: tuple[str, ...] = (),
     ) -> None:
         self.deployment_file = deployment.path
+        slug = "-".join(org.lower().split())
         if rpc_url is not None:  # point this validator at another URL (e.g. a proxy)
             data = deployment.to_json() | {"rpc_url": rpc_url}
-            self.deployment_file = tmp / f"deployment-{org.split()[-1]}.json"
+            self.deployment_file = tmp / f"deployment-{slug}.json"
             self.deployment_file.write_text(json.dumps(data))
         self.org = org
         self.extra = extra
-        self.state = tmp / f"validator-{org.split()[-1]}.json"
-        self.log = tmp / f"validator-{org.split()[-1]}.log"
+        self.state = tmp / f"validator-{slug}.json"
+        self.log = tmp / f"validator-{slug}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ValidatorProcess:

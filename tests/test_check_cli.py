@@ -160,6 +160,32 @@ def test_at_defaults_to_now() -> None:
     assert run(cert("good_device_p256.pem"))[0] == 0  # valid until 2035
 
 
+@pytest.mark.parametrize(
+    ("leaf", "issuer", "codes"),
+    [
+        pytest.param(
+            f"weak_issuer/{k}_leaf.pem", f"weak_issuer/{k}_ca.pem", ["WEAK_ISSUER_KEY"], id=k
+        )
+        for k in ("p192", "dsa2048", "rsa1024")
+    ]
+    + [
+        pytest.param(
+            "keycertsign_without_ca.pem", None, ["KEYCERTSIGN_WITHOUT_CA"], id="kcs-ca-false"
+        ),
+        pytest.param(
+            "explicit_ec_parameters.pem", None, ["EXPLICIT_CURVE_PARAMETERS"], id="explicit"
+        ),
+    ],
+)
+def test_defects_from_a_third_party_suite(leaf: str, issuer: str | None, codes: list[str]) -> None:
+    """Explicit curve parameters (RFC 5480), keyCertSign without cA (RFC 5280 4.2.1.9) and
+    issuer keys that break the key rules are refused by `dpki check`."""
+    extra = ["--issuer", cert(issuer)] if issuer else []
+    code, entries = as_json(cert(leaf), "--org", ORG, "--at", AT, *extra)
+    assert code == 1
+    assert [v["code"] for v in entries[0]["violations"]] == codes  # type: ignore[attr-defined]
+
+
 # -- the ledger seam -----------------------------------------------------------------------
 
 

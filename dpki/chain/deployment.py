@@ -34,6 +34,7 @@ __all__ = [
     "default_path",
     "roles_from_names",
     "roles_to_names",
+    "validator_account_name",
 ]
 
 DEFAULT_PATH = Path(".dpki") / "deployment.json"
@@ -43,6 +44,16 @@ PATH_ENV = "DPKI_DEPLOYMENT"
 def default_path() -> Path:
     """Return the deployment file path: ``$DPKI_DEPLOYMENT`` or ``.dpki/deployment.json``."""
     return Path(os.environ.get(PATH_ENV) or DEFAULT_PATH)
+
+
+def validator_account_name(organization: str) -> str:
+    """Return the member name under which ``organization`` validates with a key of its own.
+
+    A member that gives each role its own key holds them as two consortium accounts: its
+    organization with the SUBMITTER role (the organization rule reads this name) and this
+    one with the VALIDATOR role. Its votes do not double: the submitting account has none.
+    """
+    return f"{organization} validator"
 
 
 def roles_to_names(roles: int) -> list[str]:

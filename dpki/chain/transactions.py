@@ -17,9 +17,20 @@ from eth_utils.address import to_checksum_address
 
 from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
 from dpki.chain.rpc import RpcClient, RpcFailure
-from dpki.errors import ChainError
+from dpki.errors import ChainError, NonceConflict
 
 __all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
+
+
+#: how often a transaction is re-sent after another sender took its nonce
+_NONCE_RETRIES = 8
+#: what nodes (anvil, geth, Besu) answer when a nonce is already used or in the pool
+_NONCE_MESSAGES = (
+    "nonce too low",
+    "nonce_too_low",
+    "replacement transaction underpriced",
+    "replacement_underpriced",
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,17 @@ class Receipt:
 class PendingTx:
     """A transaction that was sent; ``wait()`` returns its receipt or raises its revert."""
 
-    def __init__(self, sender: Transactions, tx_hash: bytes, call: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        sender: Transactions,
+        tx_hash: bytes,
+        call: dict[str, Any],
+        *,
+        nonce: int | None = None,
+    ) -> None:
         self.tx_hash = tx_hash
         self.call = call
+        self.nonce = nonce
         self._sender = sender
         self._receipt: Receipt | None = None
 
@@ -96,17 +115,29 @@ class Transactions:
         The call is estimated first, so a call the contract would refuse raises its custom
         error here and never reaches the chain.
         """
-        tx = self._build(account.address, to, data)
-        raw = account.sign_transaction(tx).raw_transaction
-        try:
-            tx_hash = self._send_raw(raw)
-        except ChainError:
-            self.nonces.forget(account.address)
-            raise
-        call: dict[str, Any] = {"from": account.address, "data": data}
-        if to is not None:
-            call["to"] = to
-        return PendingTx(self, tx_hash, call)
+        for attempt in range(_NONCE_RETRIES):
+            tx = self._build(account.address, to, data)
+            raw = account.sign_transaction(tx).raw_transaction
+            try:
+                tx_hash = self._send_raw(raw)
+            except NonceConflict:
+                # another process sends from this account (a member's validator and its
+                # submission node): re-read the nonce and send again, re-estimated, so an
+                # action that meanwhile became pointless is refused by its custom error
+                self.nonces.forget(account.address)
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            except ChainError:
+                self.nonces.forget(account.address)
+                raise
+            call: dict[str, Any] = {"from": account.address, "data": data}
+            if to is not None:
+                call["to"] = to
+            return PendingTx(self, tx_hash, call, nonce=tx["nonce"])
+        raise NonceConflict(
+            f"the nonce of {account.address} was taken {_NONCE_RETRIES} times in a row by "
+            "other senders from the same account; give each role its own key"
+        )
 
     def _build(self, sender: str, to: str | None, data: bytes) -> dict[str, Any]:
         call: dict[str, Any] = {"from": sender, "data": "0x" + data.hex()}
@@ -145,12 +176,16 @@ class Transactions:
             data = revert_data(RpcFailure(error))
             if data:
                 raise decode_revert(data, self.abi)
-            raise ChainError(f"the node refused the transaction: {error.get('message', error)}")
+            message = str(error.get("message", error))
+            if any(m in message.lower() for m in _NONCE_MESSAGES):
+                raise NonceConflict(f"the node refused the transaction: {message}")
+            raise ChainError(f"the node refused the transaction: {message}")
         return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def wait(self, pending: PendingTx, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
         """Wait for ``pending`` to be mined; raise its decoded revert when it failed."""
         deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 2.0
         while True:
             response = self.rpc.request("eth_getTransactionReceipt", ["0x" + pending.tx_hash.hex()])
             raw = response.get("result")
@@ -160,6 +195,9 @@ class Transactions:
                 raise ChainError(
                     f"transaction 0x{pending.tx_hash.hex()} not mined after {timeout:.0f} s"
                 )
+            if time.monotonic() > next_look:  # replaced by another sender's same nonce?
+                next_look = time.monotonic() + 2.0
+                self._check_not_dropped(pending)
             time.sleep(poll)
         if int(raw["status"], 16) != 1:
             block = int(raw["blockNumber"], 16)
@@ -169,6 +207,26 @@ class Transactions:
                 raise decode_revert(revert_data(RpcFailure(replay["error"])), self.abi)
             raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
         return self.receipt(raw)
+
+    def _check_not_dropped(self, pending: PendingTx) -> None:
+        """Raise NonceConflict when the node no longer knows ``pending`` and its nonce is used.
+
+        That happens when another process sent a different transaction with the same nonce
+        and a higher fee: ours was replaced and will never be mined.
+        """
+        if pending.nonce is None:
+            return
+        known = self.rpc.request("eth_getTransactionByHash", ["0x" + pending.tx_hash.hex()])
+        if known.get("result"):
+            return
+        sender = pending.call["from"]
+        used = self.rpc.request("eth_getTransactionCount", [sender, "latest"]).get("result")
+        if used is not None and int(used, 16) > pending.nonce:
+            self.nonces.forget(sender)
+            raise NonceConflict(
+                f"transaction 0x{pending.tx_hash.hex()} was dropped: nonce {pending.nonce} of "
+                f"{sender} was used by another transaction"
+            )
 
     def receipt(self, raw: dict[str, Any]) -> Receipt:
         """Return a JSON-RPC receipt with the contract's events decoded."""

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 from eth_account.signers.local import LocalAccount
 
-from dpki.chain.deployment import Deployment, DeploymentMember, default_path, roles_to_names
+from dpki.chain.deployment import (
+    Deployment,
+    DeploymentMember,
+    default_path,
+    roles_to_names,
+    validator_account_name,
+)
 from dpki.chain.keys import dev_account, load_keystore
 from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 from dpki.commands._common import deployment_option, echo_json, json_option
@@ -43,8 +49,14 @@ def deploy_devnet(
     state_dir: Path = Path(".dpki"),
     path: Path | None = None,
     block_time: float | None = None,
+    role_keys: bool = False,
 ) -> Deployment:
-    """Start anvil, deploy a registry with one member per organization and save the file."""
+    """Start anvil, deploy a registry with one member per organization and save the file.
+
+    With ``role_keys`` each organization holds its roles with two keys: ORG submits
+    (SUBMITTER only) and ``validator_account_name(ORG)`` validates (VALIDATOR only), so a
+    member's validator and its submission node never send from the same account.
+    """
     if not orgs:
         raise ConfigError("a devnet needs at least one --org")
     if len(set(orgs)) != len(orgs):
@@ -53,11 +65,25 @@ def deploy_devnet(
         raise ConfigError(f"--threshold must be between 1 and {len(orgs)}, got {threshold}")
     state_dir.mkdir(parents=True, exist_ok=True)
     net = Devnet.start(
-        port, log=state_dir / "anvil.log", block_time=block_time, accounts=max(10, len(orgs) + 4)
+        port,
+        log=state_dir / "anvil.log",
+        block_time=block_time,
+        accounts=max(10, 2 * len(orgs) + 4),
     )
     try:
         w3 = connect(net.rpc_url)
-        specs = [MemberSpec(dev_account(i).address, org, BOTH) for i, org in enumerate(orgs)]
+        if role_keys:
+            specs = [
+                MemberSpec(dev_account(i).address, org, ROLE_SUBMITTER)
+                for i, org in enumerate(orgs)
+            ] + [
+                MemberSpec(
+                    dev_account(len(orgs) + i).address, validator_account_name(org), ROLE_VALIDATOR
+                )
+                for i, org in enumerate(orgs)
+            ]
+        else:
+            specs = [MemberSpec(dev_account(i).address, org, BOTH) for i, org in enumerate(orgs)]
         registry, receipt = Registry.deploy(w3, dev_account(0), specs, threshold)
         deployment = Deployment(
             rpc_url=net.rpc_url,
@@ -102,6 +128,11 @@ def _running_devnet(path: Path) -> Deployment | None:
     default=None,
     help="Seconds per block (default: mine on each transaction).",
 )
+@click.option(
+    "--role-keys",
+    is_flag=True,
+    help="One key per role: ORG submits, 'ORG validator' validates (two accounts each).",
+)
 @deployment_option
 @json_option
 def devnet_up(
@@ -109,6 +140,7 @@ def devnet_up(
     threshold: int | None,
     port: int | None,
     block_time: float | None,
+    role_keys: bool,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -122,7 +154,7 @@ def devnet_up(
         )
     orgs = orgs or DEFAULT_ORGS
     threshold = threshold or min(2, len(orgs))
-    deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time)
+    deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time, role_keys)
     _print_deployment(deployment, as_json)
 
 

@@ -20,8 +20,13 @@ __all__ = ["COMMANDS"]
     default=None,
     help="Keep the demo's files (certificates, logs) here instead of a temp dir.",
 )
+@click.option(
+    "--role-keys",
+    is_flag=True,
+    help="Give each member one key per role (validator and submitter accounts).",
+)
 @json_option
-def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
+def demo(devices: int, workdir: Path | None, role_keys: bool, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
 
     def say(line: str) -> None:
@@ -29,7 +34,7 @@ def demo(devices: int, workdir: Path | None, as_json: bool) -> None:
             click.echo(line)
 
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
-    report = run_demo(devices, workdir, say=say)
+    report = run_demo(devices, workdir, say=say, role_keys=role_keys)
     if as_json:
         echo_json(
             {"devices": devices, "timings_s": report.timings, "gas": report.gas, **report.facts}

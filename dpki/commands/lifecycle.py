@@ -90,7 +90,10 @@ def status_json(
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # a submitter may declare any uint40
+        return f"unix:{ts}"
 
 
 def _member_names(registry: Registry) -> dict[str, str]:

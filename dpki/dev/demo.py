@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dpki.chain.deployment import Deployment
+from dpki.chain.deployment import Deployment, validator_account_name
 from dpki.chain.registry import Registry, Status
 from dpki.commands.chain import DEFAULT_ORGS, deploy_devnet
 from dpki.dev.devices import make_device
@@ -56,8 +56,8 @@ def _timed(report: DemoReport, name: str) -> Iterator[None]:
 
 
 def _start_validator(deployment: Deployment, org: str, workdir: Path) -> subprocess.Popen[bytes]:
-    log = open(workdir / f"validator-{org.split()[-1]}.log", "wb")  # noqa: SIM115
     slug = org.lower().replace(" ", "-")
+    log = open(workdir / f"validator-{slug}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         _dpki(
             "validator",
@@ -122,8 +122,13 @@ def run_demo(
     devices: int = 200,
     workdir: Path | None = None,
     say: Callable[[str], None] = print,
+    role_keys: bool = False,
 ) -> DemoReport:
-    """Run the whole flow and return its figures; leaves no process behind."""
+    """Run the whole flow and return its figures; leaves no process behind.
+
+    With ``role_keys`` every member validates and submits with two keys (two accounts);
+    without, a member's validator and its submissions share one account and its nonces.
+    """
     owned_tmp = None
     if workdir is None:
         owned_tmp = tempfile.TemporaryDirectory(prefix="dpki-demo-")
@@ -142,7 +147,11 @@ def run_demo(
         vendor, operator, _ = DEFAULT_ORGS
         with _timed(report, "devnet_and_deploy"):
             deployment = deploy_devnet(
-                DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
+                DEFAULT_ORGS,
+                2,
+                state_dir=workdir,
+                path=workdir / "deployment.json",
+                role_keys=role_keys,
             )
         assert deployment.devnet is not None
         devnet = Devnet(deployment.devnet["pid"], deployment.devnet["port"])
@@ -150,7 +159,8 @@ def run_demo(
         say(f"devnet    {deployment.rpc_url}  registry {deployment.registry}")
         say(f"members   {', '.join(DEFAULT_ORGS)}  (threshold 2 of 3)")
 
-        procs = [_start_validator(deployment, org, workdir) for org in DEFAULT_ORGS]
+        validating = [validator_account_name(o) if role_keys else o for o in DEFAULT_ORGS]
+        procs = [_start_validator(deployment, org, workdir) for org in validating]
         say(f"validators started: pids {', '.join(str(p.pid) for p in procs)}")
 
         device_dir = workdir / "devices"

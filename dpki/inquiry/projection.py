@@ -17,7 +17,7 @@ from cryptography import x509
 
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
-from dpki.pki.x509 import dn, ocsp_hashes
+from dpki.pki.x509 import dn, load_certificate, ocsp_hashes
 
 __all__ = [
     "CERT_EVENTS",
@@ -103,7 +103,7 @@ def cert_fields(der: bytes) -> dict[str, Any]:
         "issuer_key_sha256": None,
     }
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
         subject = cert.subject
         orgs = subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
         cns = subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)

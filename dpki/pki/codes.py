@@ -43,7 +43,8 @@ class Status(enum.IntEnum):
 #: reject; 0 is "unspecified". 1-14 are policy violations (in the order the policy reports
 #: them); MALFORMED (15) is for submissions whose bytes do not parse; SUBMISSION_MISMATCH (16)
 #: for submissions whose declared fields (window, key hash, organization hash) disagree with
-#: their DER.
+#: their DER; 22-24 are policy violations added later (the issuer's key, keyCertSign
+#: without cA, explicit curve parameters).
 REJECTION_REASONS: Final[dict[str, int]] = {
     "ORG_MISMATCH": 1,
     "KU_SIGNATURE_WITHOUT_IDENTITY": 2,
@@ -61,6 +62,10 @@ REJECTION_REASONS: Final[dict[str, int]] = {
     "CA_WITHOUT_KEYCERTSIGN": 14,
     "MALFORMED": 15,
     "SUBMISSION_MISMATCH": 16,
+    # 17-21 are kept for the contract's entitlement codes (issue 10)
+    "WEAK_ISSUER_KEY": 22,
+    "KEYCERTSIGN_WITHOUT_CA": 23,
+    "EXPLICIT_CURVE_PARAMETERS": 24,
 }
 _REJECTION_NAMES: Final = {number: name for name, number in REJECTION_REASONS.items()}
 

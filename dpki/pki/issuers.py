@@ -1,65 +1,149 @@
-"""Issuer look-ups: certificates on the ledger by subject (the bytes come from submission
-events), and candidate issuer keys by subject name hash for the inquiry index."""
+"""Issuer look-ups: certificates the consortium activated on the ledger (the bytes come from
+submission events, the status from the events that change it), and candidate issuer keys by
+subject name hash for the inquiry index.
+
+Only certificates the consortium activated can vouch for others. A submission enters the
+issuer index the first time the ledger says it is ACTIVE and stays there with its current
+status (so a leaf of a revoked CA is told ``ISSUER_NOT_ACTIVE``, not ``UNKNOWN_ISSUER``);
+pending and rejected submissions never enter it, whatever they claim to be. A look-up is
+done in memory: candidates are matched by subject, then by key identifier (the leaf's
+authorityKeyIdentifier against the issuer's subjectKeyIdentifier) and at most
+:data:`MAX_CANDIDATES` are returned, so deciding one certificate costs no RPC and bounded
+work however many look-alikes anyone submitted.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from dpki.chain.registry import Registry, Status
-from dpki.pki.policy import IssuerCandidate, IssuerLookup
-from dpki.pki.x509 import verifies_under
+from dpki.chain.registry import Event, Registry, Status
+from dpki.errors import DpkiError, ParseError
+from dpki.pki.policy import IssuerCandidate, IssuerLookup, authority_key_identifier
+from dpki.pki.x509 import load_certificate, parse_certificate, verifies_under
 
-__all__ = ["IssuerKeys", "LedgerIssuers", "chain_lookups"]
+__all__ = ["MAX_CANDIDATES", "IssuerKeys", "LedgerIssuers", "chain_lookups"]
 
-_CHUNK = 5_000
-_DER = Encoding.DER
+#: most issuer candidates one look-up returns (each costs a signature check)
+MAX_CANDIDATES: Final = 8
+
+_CHUNK: Final = 5_000
+
+
+@dataclass
+class _Entry:
+    """A CA certificate from the ledger and its last known status."""
+
+    cert_id: bytes
+    certificate: x509.Certificate
+    subject_key_identifier: bytes | None
+    submitter: str
+    status: Status
 
 
 class LedgerIssuers:
-    """An issuer look-up over every certificate submitted to the registry.
+    """An issuer look-up over the CA certificates the consortium activated.
 
-    It follows ``CertificateSubmitted`` events (``refresh``) and indexes certificates by
-    subject; a look-up returns the candidates with their current ledger status.
+    ``refresh`` follows the registry's events: ``CertificateSubmitted`` events whose bytes
+    parse (through :func:`dpki.x509.parse_certificate`) as a CA certificate wait for their
+    activation; events that change the status of a waiting or indexed certificate update
+    it (from the event's ``status`` field, or by one batched ``statusOf`` read for events
+    that carry none).
     """
 
     def __init__(self, registry: Registry, from_block: int) -> None:
         self.registry = registry
         self.next_block = from_block
-        self._by_subject: dict[x509.Name, list[tuple[bytes, x509.Certificate]]] = {}
+        self._waiting: dict[bytes, _Entry] = {}
+        self._known: dict[bytes, _Entry] = {}
+        self._by_subject: dict[x509.Name, list[_Entry]] = {}
 
     def refresh(self, to_block: int | None = None) -> int:
-        """Index submissions up to ``to_block`` (default: head); return how many were new."""
+        """Follow events up to ``to_block`` (default: head); return how many were read."""
         head = self.registry.block_number() if to_block is None else to_block
-        added = 0
+        read = 0
         while self.next_block <= head:
             end = min(head, self.next_block + _CHUNK - 1)
-            for event in self.registry.events(self.next_block, end, ["CertificateSubmitted"]):
-                self.add(bytes(event.args["certId"]), bytes(event.args["der"]))
-                added += 1
+            events = self.registry.events(self.next_block, end)
+            self.apply(events)
+            read += len(events)
             self.next_block = end + 1
-        return added
+        return read
 
-    def add(self, cert_id: bytes, der: bytes) -> None:
-        """Index one certificate (bytes that do not parse are ignored: never an issuer)."""
-        try:
-            cert = x509.load_der_x509_certificate(der)
-            subject = cert.subject
-        except ValueError:
+    def apply(self, events: Iterable[Event]) -> None:
+        """Apply registry events in ledger order."""
+        reread: set[bytes] = set()
+        for event in events:
+            raw_id = event.args.get("certId")
+            if not isinstance(raw_id, bytes | bytearray):
+                continue
+            cert_id = bytes(raw_id)
+            if event.name == "CertificateSubmitted":
+                self._submitted(cert_id, bytes(event.args["der"]), str(event.args["submitter"]))
+            elif cert_id in self._waiting or cert_id in self._known:
+                status = event.args.get("status")
+                if isinstance(status, int):
+                    self._set_status(cert_id, Status(status))
+                else:  # an event that does not say the status: ask the ledger, once
+                    reread.add(cert_id)
+        if reread:
+            ids = sorted(reread)
+            for cert_id, record in zip(ids, self.registry.statuses(ids), strict=True):
+                self._set_status(cert_id, record.status)
+
+    def _submitted(self, cert_id: bytes, der: bytes, submitter: str) -> None:
+        if cert_id in self._known:
             return
-        self._by_subject.setdefault(subject, []).append((cert_id, cert))
+        try:
+            f = parse_certificate(der, name="0x" + cert_id.hex())
+        except ParseError:
+            return  # bytes that do not parse are never an issuer (validators reject them)
+        if not f.ca:
+            return
+        self._waiting[cert_id] = _Entry(
+            cert_id, f.certificate, f.subject_key_identifier, submitter, Status.PENDING
+        )
+
+    def _set_status(self, cert_id: bytes, status: Status) -> None:
+        entry = self._known.get(cert_id)
+        if entry is not None:
+            entry.status = status
+            return
+        entry = self._waiting.get(cert_id)
+        if entry is None or status is Status.PENDING:
+            return
+        del self._waiting[cert_id]
+        if status is Status.ACTIVE:  # the consortium vouched for it: it may now issue
+            entry.status = status
+            self._known[cert_id] = entry
+            self._by_subject.setdefault(entry.certificate.subject, []).append(entry)
 
     def __call__(self, certificate: x509.Certificate) -> list[IssuerCandidate]:
-        """Return ledger certificates whose subject is ``certificate``'s issuer."""
-        found = []
-        for cert_id, cert in self._by_subject.get(certificate.issuer, []):
-            if cert.public_bytes(_DER) == certificate.public_bytes(_DER):
-                continue
-            status = self.registry.status_of(cert_id).status
-            found.append(IssuerCandidate(cert, active=status is Status.ACTIVE))
-        return found
+        """Return activated ledger CAs that may have issued ``certificate`` (no RPC).
+
+        Candidates have ``certificate``'s issuer as subject; when ``certificate`` has an
+        authorityKeyIdentifier only those whose subjectKeyIdentifier equals it count
+        (then those without one). Active ones come first; at most MAX_CANDIDATES.
+        """
+        entries = self._by_subject.get(certificate.issuer)
+        if not entries:
+            return []
+        aki = authority_key_identifier(certificate)
+        if aki is not None:
+            matched = [e for e in entries if e.subject_key_identifier == aki]
+            entries = matched or [e for e in entries if e.subject_key_identifier is None]
+        own = certificate.tbs_certificate_bytes
+        ordered = sorted(
+            (e for e in entries if e.certificate.tbs_certificate_bytes != own),
+            key=lambda e: e.status is not Status.ACTIVE,
+        )
+        return [
+            IssuerCandidate(e.certificate, active=e.status is Status.ACTIVE)
+            for e in ordered[:MAX_CANDIDATES]
+        ]
 
 
 def chain_lookups(*lookups: IssuerLookup | None) -> IssuerLookup | None:
@@ -98,10 +182,17 @@ class IssuerKeys:
         options = self._by_name.get(issuer_name_sha1)
         if not options:
             return None
-        child = x509.load_der_x509_certificate(der)
-        for cid, (cand, key_sha1, key_sha256) in options.items():
+        try:  # both parsed when they were indexed (rows with a parse error never get here)
+            child = load_certificate(der)
+        except DpkiError:
+            return None
+        for cid, (cand, key_sha1, key_sha256) in list(options.items()):
             if not isinstance(cand, x509.Certificate):
-                cand = x509.load_der_x509_certificate(cand)
+                try:
+                    cand = load_certificate(cand)
+                except DpkiError:
+                    del options[cid]
+                    continue
                 options[cid] = (cand, key_sha1, key_sha256)
             if verifies_under(child, cand):
                 return key_sha1, key_sha256

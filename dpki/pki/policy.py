@@ -20,6 +20,13 @@ Decisions written down here so that every validator applies the same rules:
   "every use allowed".
 * ``CA_WITHOUT_KEYCERTSIGN``: cA=TRUE without keyCertSign, including when keyUsage is
   absent (RFC 5280 4.2.1.3: CA certificates MUST carry keyUsage).
+* ``KEYCERTSIGN_WITHOUT_CA``: keyCertSign without basicConstraints cA=TRUE (absent
+  basicConstraints included): RFC 5280 4.2.1.9 says the cA bit MUST then be asserted.
+* ``EXPLICIT_CURVE_PARAMETERS``: an EC key whose AlgorithmIdentifier spells the curve out
+  (specifiedCurve, or implicitCurve) instead of naming it; RFC 5480 2.1.1 forbids both in
+  certificates, and the same key would get a second key hash on the ledger.
+* ``WEAK_ISSUER_KEY``: the key rules (algorithms, RSA size, curves, named curves) applied
+  to the issuer key that verified the signature: a leaf is only as strong as that key.
 * ``ISSUER_NOT_CA``: the issuer lacks basicConstraints cA=TRUE, or lacks keyCertSign in
   its keyUsage (an absent keyUsage counts as lacking it, as above).
 * ``EXPIRED`` / ``NOT_YET_VALID``: valid while ``notBefore - skew <= at <= notAfter + skew``.
@@ -51,7 +58,15 @@ from cryptography.x509.oid import ExtensionOID
 
 from dpki.errors import PolicyError
 from dpki.pki.codes import REJECTION_REASONS
-from dpki.pki.x509 import CertificateFacts, dn, facts, normalize_organization, verifies_under
+from dpki.pki.x509 import (
+    CertificateFacts,
+    KeyFacts,
+    dn,
+    facts,
+    key_facts,
+    normalize_organization,
+    verifies_under,
+)
 
 __all__ = [
     "DEFAULT",
@@ -62,6 +77,7 @@ __all__ = [
     "StaticIssuers",
     "Verdict",
     "Violation",
+    "authority_key_identifier",
     "evaluate",
 ]
 
@@ -201,7 +217,7 @@ class StaticIssuers:
         found = self._by_subject.get(certificate.issuer, [])
         if len(found) < 2:
             return [c for c, _ in found]
-        aki = _authority_key_identifier(certificate)
+        aki = authority_key_identifier(certificate)
         return [c for c, ski in sorted(found, key=lambda e: aki is None or e[1] != aki)]
 
 
@@ -227,7 +243,7 @@ def evaluate(
 
     signed_by_issuer = unverifiable = False
     if not f.is_self_signed:
-        signed_by_issuer, unverifiable = _check_issuer(f, issuers, found)
+        signed_by_issuer, unverifiable = _check_issuer(f, issuers, found, policy)
 
     if f.self_issued and not signed_by_issuer:
         _check_organization(f, organization, found)
@@ -248,6 +264,12 @@ def evaluate(
         found["CA_WITHOUT_KEYCERTSIGN"] = (
             f"got basicConstraints cA=TRUE with {got}; want keyUsage with keyCertSign"
         )
+    if not f.ca and f.key_usage is not None and "keyCertSign" in f.key_usage:
+        got = "cA=FALSE" if f.has_basic_constraints else "no basicConstraints"
+        found["KEYCERTSIGN_WITHOUT_CA"] = (
+            f"got keyUsage keyCertSign with {got}; want basicConstraints cA=TRUE "
+            "(RFC 5280 4.2.1.9) or no keyCertSign"
+        )
 
     if unverifiable and ("WEAK_KEY" in found or "WEAK_SIGNATURE_HASH" in found):
         # the signature could not be tried because of the key or algorithm: say that once
@@ -261,7 +283,7 @@ def evaluate(
 
 
 def _check_issuer(
-    f: CertificateFacts, issuers: IssuerLookup | None, found: dict[str, str]
+    f: CertificateFacts, issuers: IssuerLookup | None, found: dict[str, str], policy: Policy
 ) -> tuple[bool, bool]:
     """Check who signed a certificate that is not self-signed.
 
@@ -307,6 +329,7 @@ def _check_issuer(
             f"got issuer {dn(best.certificate.subject)} without "
             "basicConstraints cA=TRUE and keyUsage keyCertSign; want a CA certificate"
         )
+    _check_issuer_key(best.certificate, policy, found)
     return True, False
 
 
@@ -364,17 +387,42 @@ def _check_validity(
 
 
 def _check_key(f: CertificateFacts, policy: Policy, found: dict[str, str]) -> None:
-    algorithm = f.key_algorithm
-    if algorithm not in policy.allowed_key_algorithms:
-        allowed = ", ".join(sorted(policy.allowed_key_algorithms))
-        found["WEAK_KEY"] = f"got a {algorithm} key; want one of {allowed}"
-    elif algorithm == "RSA" and (f.key_size or 0) < policy.min_rsa_bits:
-        found["WEAK_KEY"] = (
-            f"got a {f.key_size}-bit RSA key; want at least {policy.min_rsa_bits} bits"
+    problem = _key_problem(f.key, policy)
+    if problem is not None:
+        found["WEAK_KEY"] = f"got {problem[0]}; want {problem[1]}"
+    if f.key_explicit_parameters:
+        found["EXPLICIT_CURVE_PARAMETERS"] = (
+            f"got an EC key on {f.key_curve} given by explicit curve parameters; want the "
+            "curve named by its OID (RFC 5480 2.1.1)"
         )
-    elif algorithm == "EC" and f.key_curve not in policy.allowed_curves:
+
+
+def _key_problem(key: KeyFacts, policy: Policy) -> tuple[str, str] | None:
+    """Return (got, want) when ``key`` breaks the key rules, None when it keeps them."""
+    algorithm = key.algorithm
+    if algorithm not in policy.allowed_key_algorithms:
+        return f"a {algorithm} key", f"one of {', '.join(sorted(policy.allowed_key_algorithms))}"
+    if algorithm == "RSA" and (key.size or 0) < policy.min_rsa_bits:
+        return f"a {key.size}-bit RSA key", f"at least {policy.min_rsa_bits} bits"
+    if algorithm == "EC" and key.curve not in policy.allowed_curves:
         allowed = ", ".join(sorted(policy.allowed_curves))
-        found["WEAK_KEY"] = f"got an EC key on curve {f.key_curve}; want one of {allowed}"
+        return f"an EC key on curve {key.curve}", f"one of {allowed}"
+    return None
+
+
+def _check_issuer_key(issuer: x509.Certificate, policy: Policy, found: dict[str, str]) -> None:
+    """Apply the key rules to the key that verified the signature."""
+    key = key_facts(issuer)
+    if key is None:  # it verified a signature, so it decodes; never expected
+        return
+    problem = _key_problem(key, policy)
+    if problem is None and key.explicit_parameters:
+        problem = (f"an EC key on {key.curve} given by explicit parameters", "a named curve")
+    if problem is not None:
+        found["WEAK_ISSUER_KEY"] = (
+            f"got a signature by issuer {dn(issuer.subject)} with {problem[0]}; want an "
+            f"issuer key with {problem[1]}"
+        )
 
 
 def _check_signature_hash(f: CertificateFacts, policy: Policy, found: dict[str, str]) -> None:
@@ -424,7 +472,8 @@ def _subject_key_identifier(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+def authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+    """Return the keyIdentifier of ``certificate``'s authorityKeyIdentifier (None: none)."""
     try:
         extensions = certificate.extensions
         aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value

@@ -11,7 +11,11 @@ derivation is deterministic and written down:
 * validity window: see :func:`validity_seconds`.
 
 Malformed input raises :class:`~dpki.errors.ParseError`, never a ``cryptography`` or
-``ValueError`` exception. Things that parse but that the engine cannot use (an unknown
+``ValueError`` exception. :func:`parse_certificate` is the one boundary every byte string
+from the ledger (or a file) crosses: whatever the bytes are, it returns the facts or raises
+ParseError, so validators, indexers and commands decide ``MALFORMED`` and go on.
+
+Things that parse but that the engine cannot use (an unknown
 key algorithm, an unsupported signature algorithm, an unknown critical extension) are
 recorded as facts and become policy violations instead.
 """
@@ -50,15 +54,18 @@ from dpki.errors import ParseError
 __all__ = [
     "NO_EXPIRY",
     "CertificateFacts",
+    "KeyFacts",
     "cert_id",
     "dn",
     "facts",
+    "key_facts",
     "load_certificate",
     "load_certificates",
     "load_facts",
     "normalize_organization",
     "ocsp_hashes",
     "organization_hash",
+    "parse_certificate",
     "read_source",
     "spki_key_bits",
     "split_der",
@@ -115,6 +122,20 @@ _LEGACY_SIGNATURE_HASHES: Final = {
 
 
 @dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What the key rules read about a public key (a certificate's, or its issuer's).
+
+    ``explicit_parameters`` says an EC key spells its curve out (specifiedCurve or
+    implicitCurve) instead of naming it, which RFC 5480 2.1.1 forbids in certificates.
+    """
+
+    algorithm: str
+    size: int | None
+    curve: str | None
+    explicit_parameters: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateFacts:
     """What the policy needs to know about one certificate, decoded once.
 
@@ -124,6 +145,7 @@ class CertificateFacts:
     ``is_self_signed`` is both. ``key_algorithm`` is ``RSA``, ``EC``, ``Ed25519``,
     ``Ed448``, ``DSA``, ``X25519``, ``X448`` or ``unsupported:<oid>``; ``key_size`` is in
     bits; ``key_curve`` is the ``cryptography`` curve name (``secp256r1``) for EC keys.
+    ``key_explicit_parameters``: an EC key whose curve is given by explicit parameters.
     ``key_usage`` holds RFC 5280 bit names (``digitalSignature``, ``keyCertSign``, ...)
     or is ``None`` when the extension is absent; ``signature_hash`` is the hash name
     (``sha256``), ``None`` for hash-less schemes (Ed25519, Ed448) and
@@ -144,6 +166,7 @@ class CertificateFacts:
     key_algorithm: str
     key_size: int | None
     key_curve: str | None
+    key_explicit_parameters: bool
     key_usage: frozenset[str] | None
     extended_key_usage: tuple[str, ...] | None
     ca: bool
@@ -158,6 +181,13 @@ class CertificateFacts:
     signature_hash: str | None
     self_issued: bool
     self_signature_valid: bool | None
+
+    @property
+    def key(self) -> KeyFacts:
+        """Return the facts of the subject public key."""
+        return KeyFacts(
+            self.key_algorithm, self.key_size, self.key_curve, self.key_explicit_parameters
+        )
 
     @property
     def is_self_signed(self) -> bool:
@@ -290,14 +320,46 @@ def split_der(data: bytes, *, name: str = "input") -> list[bytes]:
 
 
 def load_certificate(der: bytes, *, name: str = "input") -> x509.Certificate:
-    """Parse one DER certificate; raise ParseError if it does not parse."""
+    """Parse one DER certificate; raise ParseError if it does not parse (nothing else)."""
     try:
         return x509.load_der_x509_certificate(der)
-    except _DECODE_ERRORS as exc:
+    except BaseException as exc:
+        _reraise_interrupts(exc)
         raise ParseError(
             f"{name}: got {len(der)} bytes of DER that do not parse as an X.509 certificate "
             f"({_describe(exc)}); want a DER-encoded RFC 5280 certificate"
         ) from None
+
+
+def parse_certificate(der: bytes, *, name: str = "input") -> CertificateFacts:
+    """Turn DER bytes into certificate facts; raise ParseError, and only that, otherwise.
+
+    The parse boundary for bytes nobody vouches for (ledger event data, files): every
+    part the policy, the validators and the indexes read later is decoded here, and any
+    exception ``cryptography`` raises on hostile input (``InvalidVersion``, ``ValueError``,
+    ``TypeError``, ``OverflowError``, a Rust panic, ...) becomes a ParseError, which
+    validators decide as ``MALFORMED``.
+    """
+    try:
+        return facts(load_certificate(der, name=name), der=der, name=name)
+    except ParseError:
+        raise
+    except BaseException as exc:
+        _reraise_interrupts(exc)
+        raise ParseError(
+            f"{name}: got a certificate that does not decode ({type(exc).__name__}: "
+            f"{_describe(exc)}); want a well-formed RFC 5280 certificate"
+        ) from None
+
+
+def _reraise_interrupts(exc: BaseException) -> None:
+    """Re-raise what must stop the process; anything else is bad input.
+
+    pyo3's ``PanicException`` (a panic inside cryptography's Rust code) derives from
+    BaseException, so the boundary catches BaseException and lets only these through.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit | MemoryError):
+        raise exc
 
 
 def load_certificates(source: bytes | str | os.PathLike[str]) -> list[x509.Certificate]:
@@ -315,8 +377,7 @@ def load_facts(source: bytes | str | os.PathLike[str]) -> list[CertificateFacts]
     ders = split_der(data, name=name)
     result = []
     for i, der in enumerate(ders):
-        entry = _entry_name(name, i, len(ders))
-        result.append(facts(load_certificate(der, name=entry), der=der, name=entry))
+        result.append(parse_certificate(der, name=_entry_name(name, i, len(ders))))
     return result
 
 
@@ -393,6 +454,7 @@ def facts(
         key_algorithm=key_algorithm,
         key_size=key_size,
         key_curve=key_curve,
+        key_explicit_parameters=_explicit_ec_parameters(spki),
         key_usage=extensions.key_usage,
         extended_key_usage=extensions.extended_key_usage,
         ca=extensions.ca,
@@ -408,6 +470,16 @@ def facts(
         self_issued=self_issued,
         self_signature_valid=self_signature_valid,
     )
+
+
+def key_facts(certificate: x509.Certificate) -> KeyFacts | None:
+    """Return the facts of ``certificate``'s public key (None: it does not decode)."""
+    try:
+        spki = _tbs_parts(certificate.public_bytes(_DER))[2]
+        _, algorithm, size, curve = _key_facts(certificate, "issuer")
+    except (*_DECODE_ERRORS, IndexError, ParseError):
+        return None
+    return KeyFacts(algorithm, size, curve, _explicit_ec_parameters(spki))
 
 
 def verifies_under(certificate: x509.Certificate, issuer: x509.Certificate) -> bool | None:
@@ -648,6 +720,22 @@ def _tbs_parts(der: bytes) -> tuple[bytes, bytes, bytes]:
     if der[subject_end] != 0x30 or spki_end > len(der):
         raise IndexError("SubjectPublicKeyInfo is not where RFC 5280 puts it")
     return issuer, der[subject_start:subject_end], der[subject_end:spki_end]
+
+
+_EC_PUBLIC_KEY: Final = bytes.fromhex("06072a8648ce3d0201")  # OID 1.2.840.10045.2.1
+
+
+def _explicit_ec_parameters(spki: bytes) -> bool:
+    """Say whether an SPKI is id-ecPublicKey with parameters other than a namedCurve OID."""
+    try:
+        algorithm_start, _ = _header(spki, 0)
+        start, end = _header(spki, algorithm_start)
+        if spki[start : start + len(_EC_PUBLIC_KEY)] != _EC_PUBLIC_KEY:
+            return False
+        parameters = start + len(_EC_PUBLIC_KEY)
+        return parameters >= end or spki[parameters] != 0x06
+    except IndexError:
+        return False
 
 
 def _decode_pem_body(body: bytes, *, name: str, index: int) -> bytes:

@@ -157,15 +157,40 @@ def _children(element: bytes) -> list[bytes]:
     return out
 
 
+#: the P-256 curve spelled out as specifiedCurve ECParameters, from
+#: ``openssl ecparam -name prime256v1 -param_enc explicit -outform DER``
+_P256_EXPLICIT = bytes.fromhex(
+    "3081f7020101302c06072a8648ce3d0101022100ffffffff00000001000000000000000000000000"
+    "ffffffffffffffffffffffff305b0420ffffffff00000001000000000000000000000000ffffffff"
+    "fffffffffffffffc04205ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2"
+    "604b031500c49d360886e704936a6678e1139d26b7819f7e900441046b17d1f2e12c4247f8bce6e5"
+    "63a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce3357"
+    "6b315ececbb6406837bf51f5022100ffffffff00000000ffffffffffffffffbce6faada7179e84f3"
+    "b9cac2fc632551020101"
+)
+_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")
+
+
+def explicit_spki(cert: x509.Certificate) -> bytes:
+    """Return ``cert``'s P-256 SubjectPublicKeyInfo with the curve as explicit parameters."""
+    spki = _children(cert.tbs_certificate_bytes)[6]
+    _, key_bits = _children(spki)
+    return _tlv(0x30, _tlv(0x30, _EC_PUBLIC_KEY + _P256_EXPLICIT) + key_bits)
+
+
 def resign(
     cert: x509.Certificate,
     sign: Callable[[bytes], bytes],
     *,
     algorithm: bytes | None = None,
     drop_version_and_extensions: bool = False,
+    spki: bytes | None = None,
 ) -> bytes:
-    """Re-sign ``cert``'s TBS, optionally with another AlgorithmIdentifier or as v1."""
+    """Re-sign ``cert``'s TBS, optionally with another AlgorithmIdentifier or
+    SubjectPublicKeyInfo, or as v1."""
     tbs_fields = _children(cert.tbs_certificate_bytes)
+    if spki is not None:
+        tbs_fields[6] = spki  # version, serial, signature, issuer, validity, subject, SPKI
     if drop_version_and_extensions:
         tbs_fields = [f for f in tbs_fields if f[0] not in (0xA0, 0xA3)]
     sig_index = 1 if tbs_fields[0][0] == 0x02 else 2  # after [version,] serialNumber
@@ -380,6 +405,55 @@ def main() -> None:
         ),
         ["CA_WITHOUT_KEYCERTSIGN"],
     )
+
+    put(
+        "keycertsign_without_ca.pem",
+        pem(
+            der_of(
+                build(
+                    name("device-0012"),
+                    p256(),
+                    usage=key_usage("digital_signature", "key_cert_sign"),
+                )
+            )
+        ),
+        ["KEYCERTSIGN_WITHOUT_CA"],
+    )
+    explicit_key = p256()
+    explicit_template = build(name("device-explicit"), explicit_key)
+    put(
+        "explicit_ec_parameters.pem",
+        pem(
+            resign(
+                explicit_template,
+                lambda tbs: explicit_key.sign(tbs, ec.ECDSA(hashes.SHA256())),
+                spki=explicit_spki(explicit_template),
+            )
+        ),
+        ["EXPLICIT_CURVE_PARAMETERS"],
+    )
+    # a good leaf signed by a CA whose key breaks the key rules: the CA file has WEAK_KEY,
+    # the leaf (checked with it) WEAK_ISSUER_KEY only
+    weak_cas: list[tuple[str, Key]] = [
+        ("p192", ec.generate_private_key(ec.SECP192R1())),
+        ("dsa2048", dsa.generate_private_key(2048)),
+        ("rsa1024", rsa.generate_private_key(65537, 1024)),
+    ]
+    for label, weak_key in weak_cas:
+        weak_name = name(f"Acme Weak CA {label}")
+        put(
+            f"weak_issuer/{label}_ca.pem",
+            pem(der_of(build(weak_name, weak_key, ca=True))),
+            ["WEAK_KEY"],
+        )
+        put(
+            f"weak_issuer/{label}_leaf.pem",
+            pem(
+                der_of(build(name(f"device-{label}-issued"), p256(), issuer=(weak_name, weak_key)))
+            ),
+            ["WEAK_ISSUER_KEY"],
+            issuers=[f"weak_issuer/{label}_ca.pem"],
+        )
 
     # not certificates at all
     good_der = der_of(good)
