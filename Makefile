@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_JS := node_modules/.installed
 
-.PHONY: bootstrap browser ocsptool postgres demo test test-fast bench lint build ape-test clean
+.PHONY: bootstrap browser ocsptool postgres geth demo test test-fast bench lint build ape-test clean
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
@@ -25,11 +25,24 @@ $(STAMP_JS): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/dpki demo
 
-test: bootstrap browser ocsptool postgres
+test: bootstrap browser ocsptool postgres geth
 	$(BIN)/pytest
 
 test-fast: bootstrap browser ocsptool postgres
 	$(BIN)/pytest -m "not slow"
+
+# go-ethereum v1.13.15 (the last release that seals Clique) from the Go module proxy, built
+# once into .build/bin; Go >= 1.23 needs -checklinkname=0 for fjl/memsize's go:linkname.
+GETH := .build/bin/geth
+GETH_MODULE := github.com/ethereum/go-ethereum/cmd/geth@v1.13.15
+geth: $(GETH)
+
+$(GETH):
+	@command -v go >/dev/null 2>&1 || { \
+	  echo "geth v1.13.15 is not built and Go is not installed: install Go >= 1.21" \
+	       "(https://go.dev/dl/), or set DPKI_GETH to a geth 1.13.15 binary" >&2; exit 1; }
+	@echo "building geth v1.13.15 with go install (once; a few minutes)"
+	GOBIN=$(CURDIR)/.build/bin go install -ldflags=-checklinkname=0 $(GETH_MODULE)
 
 # The indexer tests use a PostgreSQL on 127.0.0.1:5432: install Debian's package when missing,
 # start the cluster when it is down (tools/postgres-up).
@@ -54,10 +67,10 @@ ocsptool:
 	  { $$SUDO apt-get update -q >/dev/null && \
 	    $$SUDO apt-get install -y -q --no-install-recommends gnutls-bin >/dev/null; }; }
 
-bench: bootstrap
+bench: bootstrap geth
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/policy.py
-	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/provision.py --engine both
 	$(BIN)/python bench/issuers.py
 	$(BIN)/python bench/inquiry.py
 

@@ -17,7 +17,8 @@ Then:
   the same certificates and the same requests (it signs every response afresh).
 
 Both OCSP responders run as one process (``dpki serve --workers 1``; ``openssl ocsp`` without
-``-multi``), then as two (``--workers 2``; ``-multi 2``).
+``-multi``), then as two (``--workers 2``; ``-multi 2``); ours with and without nonces each
+time. ``ratios`` divides ours by OpenSSL's within the run.
 
 The load client runs in a separate process: asyncio (uvloop) over plain sockets with C
 keep-alive connections and pre-built HTTP requests, so that it is not the bottleneck
@@ -306,10 +307,9 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
                 out["c_our_ocsp" + suffix] = load(
                     "127.0.0.1", serve_port, ocsp_reqs, seconds, conns
                 ) | {"answer": _ocsp_answer(serve_port, ocsp_reqs[0])}
-                if processes == 1:
-                    out["c_our_ocsp_nonce"] = load(
-                        "127.0.0.1", serve_port, nonced, seconds, conns
-                    ) | {"answer": _ocsp_answer(serve_port, nonced[0])}
+                out["c_our_ocsp_nonce" + suffix] = load(
+                    "127.0.0.1", serve_port, nonced, seconds, conns
+                ) | {"answer": _ocsp_answer(serve_port, nonced[0])}
                 _stop(server)
                 # (d) OpenSSL's responder over the same certificates and requests
                 out["d_openssl_ocsp" + suffix] = _openssl(
@@ -452,6 +452,18 @@ def _openssl(
                 os.kill(pid, 15)
 
 
+def _ratios(result: dict[str, Any]) -> dict[str, float]:
+    """Return our OCSP rates divided by OpenSSL's, same run, same number of processes."""
+    ratios = {}
+    for suffix in ("", "_2_processes"):
+        theirs = result.get("d_openssl_ocsp" + suffix, {}).get("requests_per_s")
+        for ours in ("c_our_ocsp", "c_our_ocsp_nonce"):
+            rate = result.get(ours + suffix, {}).get("requests_per_s")
+            if theirs and rate:
+                ratios[ours + suffix] = round(rate / theirs, 2)
+    return ratios
+
+
 def main() -> None:
     """Parse arguments, run, print."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -462,6 +474,8 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.count, args.seconds, args.connections)
     result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["load_average"] = list(os.getloadavg())
+    result["ratios"] = _ratios(result)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -485,6 +499,7 @@ def main() -> None:
         "d_openssl_ocsp": "(d) openssl ocsp",
         "b_json_status_2_processes": "(b) JSON, 2 workers",
         "c_our_ocsp_2_processes": "(c) our OCSP, 2 workers",
+        "c_our_ocsp_nonce_2_processes": "(c) our OCSP, nonces, 2 w.",
         "d_openssl_ocsp_2_processes": "(d) openssl, -multi 2",
     }
     for key, label in labels.items():
@@ -495,6 +510,8 @@ def main() -> None:
         answer = f"  answer {r['answer']}" if "answer" in r else ""
         print(f"{label:24} {r['requests_per_s']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}{answer}")  # fmt: skip
+    print("ours / openssl, same run: "
+          + ", ".join(f"{k} {v}x" for k, v in result["ratios"].items()))  # fmt: skip
     print(f"client: {result['client']}, {result['connections']} connections, "
           f"{result['cpus']} CPUs shared with the servers")  # fmt: skip
 

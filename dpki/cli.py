@@ -17,6 +17,7 @@ from dpki.commands import demo as _demo
 from dpki.commands import governance as _governance
 from dpki.commands import inquiry as _inquiry
 from dpki.commands import lifecycle as _lifecycle
+from dpki.commands import network as _network
 from dpki.commands import validator as _validator
 from dpki.errors import DpkiError
 
@@ -51,5 +52,6 @@ for _command in [
     *_governance.COMMANDS,
     *_demo.COMMANDS,
     *_inquiry.COMMANDS,
+    *_network.COMMANDS,
 ]:
     main.add_command(_command)

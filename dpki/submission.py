@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 
 from dpki.chain.registry import PendingTx, Registry, Status, Submission
-from dpki.errors import CertificateAlreadyRegistered, ChainError, NonceConflict
+from dpki.errors import CertificateAlreadyRegistered, ChainError, NonceConflict, RpcUnavailable
 from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
@@ -36,6 +36,8 @@ class SubmitOutcome:
     status: Status
     tx_hash: bytes | None = None
     block: int | None = None
+    #: how many times its transaction had to be sent again (a node lost it)
+    resent: int = 0
 
 
 def submit_all(
@@ -46,6 +48,8 @@ def submit_all(
     batch_size: int = 50,
     progress: Callable[[int], None] | None = None,
     attempts: int = 5,
+    confirmations: int = 0,
+    timeout: float = 300.0,
 ) -> list[SubmitOutcome]:
     """Submit certificates not yet on the ledger, ``batch_size`` per transaction.
 
@@ -55,7 +59,9 @@ def submit_all(
     same account (its nonce taken, its transaction dropped) or because an item of it got
     registered meanwhile is re-read and what is still missing is sent again; an item that
     is on the ledger from this account by then (an earlier send that was mined after all)
-    counts as submitted, not as a failure.
+    counts as submitted, not as a failure. Each batch is awaited until ``confirmations``
+    blocks deep; the node may restart meanwhile: sending waits for it, and a signed batch it
+    lost is sent again byte for byte (its nonce lets it execute once at most).
     """
     outcomes: dict[bytes, SubmitOutcome] = {}
     unique = list({s.cert_id: s for s in submissions}.values())
@@ -63,7 +69,9 @@ def submit_all(
         outcomes[s.cert_id] = SubmitOutcome(s.cert_id, False, Status.NONE)
     fresh = _not_on_ledger(registry, account, unique, outcomes)
     for attempt in range(attempts):
-        failed, error = _send_batches(registry, account, fresh, batch_size, outcomes, progress)
+        failed, error = _send_batches(
+            registry, account, fresh, batch_size, outcomes, progress, confirmations, timeout
+        )
         if not failed:
             break
         if attempt == attempts - 1:
@@ -107,18 +115,18 @@ def _send_batches(
     batch_size: int,
     outcomes: dict[bytes, SubmitOutcome],
     progress: Callable[[int], None] | None,
+    confirmations: int = 0,
+    timeout: float = 300.0,
 ) -> tuple[list[Submission], ChainError | None]:
     """Send and await every batch; return the submissions of failed batches, and the error."""
+    deadline = time.monotonic() + timeout
     in_flight: list[tuple[list[Submission], PendingTx]] = []
     failed: list[Submission] = []
     error: ChainError | None = None
     for start in range(0, len(fresh), batch_size):
         chunk = fresh[start : start + batch_size]
         try:
-            if len(chunk) == 1:
-                pending = registry.submit(account, chunk[0])
-            else:
-                pending = registry.submit_batch(account, chunk)
+            pending = _send(registry, account, chunk, deadline)
         except _RETRIED as exc:
             failed += chunk
             error = exc
@@ -126,18 +134,44 @@ def _send_batches(
         in_flight.append((chunk, pending))
     for chunk, pending in in_flight:
         try:
-            receipt = pending.wait()
+            (receipt,) = registry.settle(
+                [pending],
+                confirmations=confirmations,
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
         except _RETRIED as exc:
             failed += chunk
             error = exc
             continue
         for s in chunk:
             outcomes[s.cert_id] = SubmitOutcome(
-                s.cert_id, True, Status.PENDING, receipt.tx_hash, receipt.block_number
+                s.cert_id,
+                True,
+                Status.PENDING,
+                receipt.tx_hash,
+                receipt.block_number,
+                pending.resent,
             )
         if progress:
             progress(len(chunk))
     return failed, error
+
+
+def _send(
+    registry: Registry, account: LocalAccount, chunk: list[Submission], deadline: float
+) -> PendingTx:
+    """Sign and send one batch, waiting for a node that does not answer."""
+    backoff = 0.1
+    while True:
+        try:
+            if len(chunk) == 1:
+                return registry.submit(account, chunk[0])
+            return registry.submit_batch(account, chunk)
+        except RpcUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(backoff)
+            backoff = min(5.0, backoff * 2)
 
 
 #: failures after which a batch is re-read and what is missing sent again

@@ -6,6 +6,12 @@ organization hash) agree with the DER, runs the policy with issuer look-ups agai
 ledger and the submitting member's organization, then endorses or rejects with a reason code.
 Votes go out in batches. The checkpoint (last block fully decided) is saved after the votes
 are mined, so a restart re-reads at most one range and ``hasVoted`` prevents a second vote.
+
+The checkpoint keeps the hashes of the last blocks it reached. When the block at the
+checkpoint is no longer the chain's (a reorganization: Clique's out-of-turn blocks, a healed
+partition) the validator goes back to the newest of them still on the chain and decides the
+range again; what it already voted on is skipped by ``hasVoted``, what a dropped block took
+with it is decided anew.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -53,9 +60,16 @@ class Vote:
         return "endorse" if self.endorse else "reject " + ",".join(self.codes)
 
 
+#: checkpoints whose block hashes are kept to find the fork point after a reorganization
+_KEEP_HASHES = 64
+
+
 @dataclass
 class _State:
     checkpoint: int
+    #: (block number, block hash) of recent checkpoints, oldest first
+    recent: list[tuple[int, str]] = field(default_factory=list)
+    reorgs: int = 0
     decided: int = 0
     endorsed: int = 0
     rejected: int = 0
@@ -99,7 +113,8 @@ class Validator:
     def _load_state(self) -> _State:
         try:
             data = json.loads(self.state_path.read_text())
-            return _State(checkpoint=int(data["checkpoint"]))
+            recent = [(int(n), str(h)) for n, h in data.get("recent", [])]
+            return _State(checkpoint=int(data["checkpoint"]), recent=recent)
         except FileNotFoundError:
             return _State(checkpoint=self.deploy_block - 1)
         except (OSError, ValueError, KeyError) as exc:
@@ -108,7 +123,9 @@ class Validator:
     def _save_state(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"checkpoint": self.state.checkpoint}))
+        tmp.write_text(
+            json.dumps({"checkpoint": self.state.checkpoint, "recent": self.state.recent})
+        )
         tmp.replace(self.state_path)
 
     # ------------------------------------------------------------------ decisions
@@ -118,11 +135,6 @@ class Validator:
             member = self.registry.member_of(submitter)
             self._orgs[submitter] = member.organization if member else None
         return self._orgs[submitter]
-
-    def _now(self, block: int) -> datetime:
-        if self.clock is not None:
-            return self.clock()
-        return datetime.fromtimestamp(self.registry.block_timestamp(block), UTC)
 
     def decide(self, event: Event, at: datetime) -> Vote:
         """Return the vote on one ``CertificateSubmitted`` event."""
@@ -176,8 +188,42 @@ class Validator:
 
     # ------------------------------------------------------------------ loop
 
+    def _headers(self, numbers: list[int]) -> list[dict[str, Any] | None]:
+        return list(
+            self.registry.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        )
+
+    def _rewind_if_reorganized(self) -> None:
+        """Go back to the newest kept checkpoint still on the chain when the chain moved."""
+        recent = self.state.recent
+        if not recent or recent[-1][0] != self.state.checkpoint:
+            return
+        headers = self._headers([n for n, _ in recent])
+        still = [
+            (n, h)
+            for (n, h), header in zip(recent, headers, strict=True)
+            if header is not None and header["hash"] == h
+        ]
+        if len(still) == len(recent):
+            return
+        # each hash commits to its ancestors: the ones still there are a prefix, and the
+        # newest of them is the fork point
+        keep = still[-1] if still else None
+        back_to = keep[0] if keep else self.deploy_block - 1
+        log.warning(
+            "chain reorganized below block %d: deciding again from block %d",
+            self.state.checkpoint,
+            back_to + 1,
+        )
+        self.state.recent = recent[: len(still)] if keep else []
+        self.state.checkpoint = back_to
+        self.state.reorgs += 1
+        self.issuers.next_block = min(self.issuers.next_block, back_to + 1)
+        self._save_state()
+
     def step(self) -> int:
         """Decide every submission in confirmed blocks after the checkpoint; return how many."""
+        self._rewind_if_reorganized()
         head = self.registry.block_number()
         safe = head - self.confirmations
         self.metrics.backlog_blocks.set(max(0, safe - self.state.checkpoint))
@@ -185,9 +231,17 @@ class Validator:
             return 0
         end = min(safe, self.state.checkpoint + self.log_range)
         start = self.state.checkpoint + 1
+        before = self._headers([end])[0]
         self.issuers.refresh(end)
         events = self.registry.events(start, end, ["CertificateSubmitted"])
-        at = self._now(end)
+        after = self._headers([end])[0]
+        if before is None or after is None or before["hash"] != after["hash"]:
+            return 0  # the chain moved while the range was read: read it again
+        at = (
+            self.clock()
+            if self.clock is not None
+            else datetime.fromtimestamp(int(after["timestamp"], 16), UTC)
+        )
         ids = [bytes(e.args["certId"]) for e in events]
         statuses = self.registry.statuses(ids)
         voted = self.registry.have_voted(ids, self.account.address)
@@ -199,6 +253,7 @@ class Validator:
         self.metrics.backlog.set(len(decisions))
         self._vote(decisions)
         self.state.checkpoint = end
+        self.state.recent = [*self.state.recent, (end, str(after["hash"]))][-_KEEP_HASHES:]
         self._save_state()
         self.metrics.backlog.set(0)
         self.metrics.last_block.set(end)
@@ -219,8 +274,10 @@ class Validator:
                 self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
             )
             pending.append((chunk, tx))
-        for chunk, tx in pending:
-            receipt = tx.wait()
+        # a vote lost with a dropped block is cast again: the checkpoint moves only after
+        # the votes are mined, and a reorganization below it sends the validator back
+        receipts = self.registry.settle([tx for _, tx in pending], ride_out=False)
+        for (chunk, _tx), receipt in zip(pending, receipts, strict=True):
             for d in chunk:
                 log.info(
                     "decided 0x%s %s tx 0x%s block %d",

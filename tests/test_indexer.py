@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import rpc
 from eth_account.signers.local import LocalAccount
-from inquiry_helpers import database, devices, put_on_ledger
+from inquiry_helpers import PG_ADMIN, database, devices, put_on_ledger
 
 from dpki.chain.registry import Registry, Status, connect
 from dpki.inquiry.indexer import Indexer
@@ -274,3 +275,101 @@ def test_follows_through_database_and_ledger_outages(
             store.close()
             db_proxy.down()
             rpc_proxy.down()
+
+
+def _rows(store: Store) -> dict[str, list[dict[str, object]]]:
+    """Return every table the index answers from, rows in primary-key order.
+
+    ``revision`` (a counter of commits, which differs with the range size) is left out."""
+    from dpki.inquiry import schema
+
+    tables = (
+        schema.events_table,
+        schema.certificates_table,
+        schema.votes_table,
+        schema.history_table,
+        schema.members_table,
+    )
+    out = {}
+    with store.engine.connect() as db:
+        for table in tables:
+            result = db.execute(sa.select(table).order_by(*table.primary_key.columns))
+            rows = [dict(r._mapping) for r in result]
+            for row in rows:
+                row.pop("revision", None)
+            out[table.name] = rows
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_index_built_in_one_range_equals_one_built_event_by_event(
+    registry: Registry,
+    accounts: list[LocalAccount],
+    deploy_block: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Catch-up writes a whole range through the driver (COPY / executemany); the reference
+    applies one event per transaction through SQLAlchemy's insert(): same rows."""
+    from dpki.dev.devices import make_ca, make_device
+    from dpki.inquiry import store as store_module
+
+    _lifecycle(registry, accounts)
+    ca = make_ca("Vendor A", "Equal Rows CA")
+    put_on_ledger(registry, accounts, ca)
+    for i in range(3):
+        put_on_ledger(registry, accounts, make_device("Vendor A", f"EQ{i}", issuer=ca))
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "slow").mkdir()
+    with (
+        database(kind, tmp_path / "fast") as fast_url,
+        database(kind, tmp_path / "slow") as slow_url,
+    ):
+        fast = Store(fast_url)
+        assert Indexer(registry, fast, deploy_block).catch_up() > 20
+        slow = Store(slow_url)
+        indexer = Indexer(registry, slow, deploy_block)
+        events = registry.events(deploy_block)
+        blocks = indexer.headers({e.block_number for e in events})
+
+        def insert_with_sqlalchemy(db: sa.Connection, table: sa.Table, rows: list) -> None:  # type: ignore[type-arg]
+            if rows:
+                db.execute(table.insert(), list(rows))
+
+        monkeypatch.setattr(store_module, "_insert_many", insert_with_sqlalchemy)
+        for event in events:
+            block = blocks[event.block_number]
+            assert block is not None
+            slow.commit_range([event], {block.number: block}, block)
+        got, want = _rows(fast), _rows(slow)
+        assert len(want["certificates"]) == 9 and len(want["events"]) == len(events)
+        issued = [r for r in want["certificates"] if not r["self_issued"]]
+        assert len(issued) == 3 and all(r["issuer_key_sha1"] for r in issued)
+        for table in want:
+            assert got[table] == want[table], table
+        fast.close()
+        slow.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_driver_level_inserts_fail_as_sqlalchemy_errors(tmp_path: Path, kind: str) -> None:
+    """Rows written through the driver still fail with SQLAlchemy's exceptions (the indexer
+    retries UNAVAILABLE ones), and a failed range leaves nothing behind."""
+    from dpki.inquiry import schema
+    from dpki.inquiry.store import UNAVAILABLE, _insert_many
+
+    row = {"number": 7, "hash": "ab" * 32, "timestamp": 1}
+    with database(kind, tmp_path) as url:
+        store = Store(url)
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as db:
+            _insert_many(db, schema.blocks_table, [row, row])  # the same primary key twice
+        with store.engine.connect() as db:
+            assert db.execute(sa.select(schema.blocks_table)).all() == []
+        if kind == "postgresql":  # the server ends the session mid-range: an outage
+            with pytest.raises(UNAVAILABLE), store.engine.begin() as db:
+                pid = db.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                _insert_many(db, schema.blocks_table, [row])
+        store.close()

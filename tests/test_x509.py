@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from dpki.pki.x509 import (
     NO_EXPIRY,
     CertificateFacts,
     cert_id,
+    dn,
     facts,
     load_certificate,
     load_certificates,
@@ -410,3 +412,48 @@ def test_load_certificate_wraps_cryptography_errors() -> None:
     with pytest.raises(ParseError, match="do not parse"):
         load_certificate(GOOD_DER[:-10])
     assert isinstance(load_certificate(GOOD_DER), x509.Certificate)
+
+
+_NAME_OIDS = [
+    NameOID.COMMON_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.COUNTRY_NAME,
+    NameOID.SERIAL_NUMBER,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.EMAIL_ADDRESS,
+    x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"),
+]
+_NAME_VALUES = st.one_of(
+    st.text(min_size=1, max_size=12),
+    st.text(alphabet=' #"+,;<>\\\x00=aZ', min_size=1, max_size=6),
+    st.sampled_from(["Vendor A", " lead", "trail ", "#hash", " ", "é ü"]),
+)
+
+
+@st.composite
+def _names(draw: st.DrawFn) -> x509.Name:
+    rdns = []
+    for _ in range(draw(st.integers(0, 4))):
+        oids = draw(st.lists(st.sampled_from(_NAME_OIDS), min_size=1, max_size=2, unique=True))
+        values = [draw(_NAME_VALUES) for _ in oids]
+        attributes = [
+            x509.NameAttribute(o, "DE" if o == NameOID.COUNTRY_NAME else v)
+            for o, v in zip(oids, values, strict=True)
+        ]
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns)
+
+
+@given(_names())
+def test_dn_text_is_cryptographys_rfc4514_string(name: x509.Name) -> None:
+    """dn() writes plain values itself (for speed): always what cryptography writes."""
+    from dpki.pki.x509 import _DN_NAMES, name_facts
+
+    text, organizations, common_names = name_facts(name)
+    assert text == name.rfc4514_string(_DN_NAMES) == dn(name)
+    assert organizations == tuple(
+        str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    )
+    assert common_names == tuple(
+        str(a.value) for a in name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    )

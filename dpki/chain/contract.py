@@ -23,7 +23,7 @@ from dpki.chain.abi import (
     revert_data,
 )
 from dpki.chain.rpc import RpcClient, RpcFailure, block_param, transient
-from dpki.chain.transactions import PendingTx, Transactions
+from dpki.chain.transactions import PendingTx, Receipt, Transactions
 from dpki.errors import ChainError
 
 __all__ = ["ContractClient"]
@@ -151,3 +151,16 @@ class ContractClient:
         here and never reaches the chain.
         """
         return self.transactions.send(account, self.address, self.abi.encode_call(name, args))
+
+    def settle(
+        self,
+        pending: Sequence[PendingTx],
+        *,
+        confirmations: int = 0,
+        timeout: float = 300.0,
+        ride_out: bool = True,
+    ) -> list[Receipt]:
+        """Wait until every transaction is ``confirmations`` deep (see Transactions.settle)."""
+        return self.transactions.settle(
+            pending, confirmations=confirmations, timeout=timeout, ride_out=ride_out
+        )

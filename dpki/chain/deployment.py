@@ -3,9 +3,14 @@
 Keys::
 
     rpc_url, chain_id, registry, deploy_block, network ("devnet" or "custom"),
+    engine? ("anvil", "geth-clique", "besu-qbft"; absent: asked from the node),
     members: [{organization, address, roles: ["validator", "submitter"],
-               dev_key_index?, keystore?}],
-    devnet: {pid, port, log}            (devnet only)
+               dev_key_index?, keystore?, rpc_url?}],
+    devnet: {pid, port, log}            (anvil devnet)
+            {engine: "geth-clique", root, nodes: [...], ...}   (geth devnet)
+
+A member's ``rpc_url`` is its own node: commands acting for that member talk to it. The
+top-level ``rpc_url`` is for everything else.
 
 On the devnet a member's key is anvil's published test key ``dev_key_index``; elsewhere a
 member acts through an encrypted keystore (``keystore`` here, or ``--keystore``). The file never
@@ -93,6 +98,7 @@ class DeploymentMember:
     roles: list[str]
     dev_key_index: int | None = None
     keystore: str | None = None
+    rpc_url: str | None = None
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Deployment:
     members: list[DeploymentMember]
     network: str = "custom"
     devnet: dict[str, Any] | None = None
+    engine: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ files
@@ -133,6 +140,7 @@ class Deployment:
                 members=members,
                 network=data.get("network", "custom"),
                 devnet=data.get("devnet"),
+                engine=data.get("engine"),
                 path=file,
             )
         except (KeyError, TypeError) as exc:
@@ -142,10 +150,11 @@ class Deployment:
         """Return the file's JSON object."""
         data = asdict(self)
         data.pop("path")
-        if data["devnet"] is None:
-            data.pop("devnet")
+        for key in ("devnet", "engine"):
+            if data[key] is None:
+                data.pop(key)
         for m in data["members"]:
-            for key in ("dev_key_index", "keystore"):
+            for key in ("dev_key_index", "keystore", "rpc_url"):
                 if m[key] is None:
                     m.pop(key)
         return data
@@ -162,9 +171,18 @@ class Deployment:
 
     # ------------------------------------------------------------------ acting
 
-    def registry_client(self) -> Registry:
-        """Return a registry client on this deployment's chain."""
-        return Registry(connect(self.rpc_url), self.registry)
+    def registry_client(self, organization: str | None = None) -> Registry:
+        """Return a registry client on this deployment's chain: through ``organization``'s
+        own node when the file names one for it, else through ``rpc_url``."""
+        return Registry(connect(self.node_url(organization)), self.registry)
+
+    def node_url(self, organization: str | None = None) -> str:
+        """Return the JSON-RPC URL of ``organization``'s own node (default: ``rpc_url``)."""
+        if organization is not None:
+            url = self.member(organization).rpc_url
+            if url:
+                return url
+        return self.rpc_url
 
     def member(self, organization: str) -> DeploymentMember:
         """Return the member whose organization is ``organization``."""
@@ -194,6 +212,7 @@ class Deployment:
                     roles=roles_to_names(m.roles),
                     dev_key_index=old.dev_key_index if old else dev_index.get(m.address.lower()),
                     keystore=old.keystore if old else None,
+                    rpc_url=old.rpc_url if old else None,
                 )
             )
         if fresh == self.members:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from eth_utils.address import to_checksum_address
 
 from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
 from dpki.chain.rpc import RpcClient, RpcFailure
-from dpki.errors import ChainError, NonceConflict
+from dpki.errors import ChainError, NonceConflict, RpcUnavailable
 
 __all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
 
@@ -61,10 +62,15 @@ class PendingTx:
         call: dict[str, Any],
         *,
         nonce: int | None = None,
+        raw: bytes = b"",
     ) -> None:
         self.tx_hash = tx_hash
         self.call = call
         self.nonce = nonce
+        #: the signed transaction: sending it again can never execute it twice (its nonce)
+        self.raw = raw
+        #: how many times it was sent again because the node had lost it
+        self.resent = 0
         self._sender = sender
         self._receipt: Receipt | None = None
 
@@ -117,9 +123,21 @@ class Transactions:
         """
         for attempt in range(_NONCE_RETRIES):
             tx = self._build(account.address, to, data)
-            raw = account.sign_transaction(tx).raw_transaction
+            signed = account.sign_transaction(tx)
+            call: dict[str, Any] = {"from": account.address, "data": data}
+            if to is not None:
+                call["to"] = to
+            pending = PendingTx(
+                self,
+                bytes(signed.hash),
+                call,
+                nonce=tx["nonce"],
+                raw=bytes(signed.raw_transaction),
+            )
             try:
-                tx_hash = self._send_raw(raw)
+                self._send_raw(pending.raw)
+            except RpcUnavailable:
+                return pending  # the node may or may not have it: settle() sends it again
             except NonceConflict:
                 # another process sends from this account (a member's validator and its
                 # submission node): re-read the nonce and send again, re-estimated, so an
@@ -130,10 +148,7 @@ class Transactions:
             except ChainError:
                 self.nonces.forget(account.address)
                 raise
-            call: dict[str, Any] = {"from": account.address, "data": data}
-            if to is not None:
-                call["to"] = to
-            return PendingTx(self, tx_hash, call, nonce=tx["nonce"])
+            return pending
         raise NonceConflict(
             f"the nonce of {account.address} was taken {_NONCE_RETRIES} times in a row by "
             "other senders from the same account; give each role its own key"
@@ -207,6 +222,79 @@ class Transactions:
                 raise decode_revert(revert_data(RpcFailure(replay["error"])), self.abi)
             raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
         return self.receipt(raw)
+
+    def settle(
+        self,
+        pending: Sequence[PendingTx],
+        *,
+        confirmations: int = 0,
+        timeout: float = 300.0,
+        poll: float = 0.1,
+        ride_out: bool = True,
+    ) -> list[Receipt]:
+        """Wait until every transaction is mined ``confirmations`` blocks deep; return receipts.
+
+        Unlike :meth:`wait` this rides out a node that stops answering (back-off, then ask
+        again) and sends again, byte for byte, any transaction the node no longer knows (a
+        restarted node forgets its pool; a reorganization may drop a block). A signed
+        transaction has one nonce, so sending it again never executes it twice. A
+        transaction that reverted raises its decoded custom error. With ``ride_out`` False
+        an unanswering node raises RpcUnavailable at once (for callers that retry anyway).
+        """
+        deadline = time.monotonic() + timeout
+        receipts: dict[int, Receipt] = {}
+        last_sent = dict.fromkeys(range(len(pending)), time.monotonic())
+        backoff = poll
+        while len(receipts) < len(pending):
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"{len(pending) - len(receipts)} transaction(s) not settled after "
+                    f"{timeout:.0f} s at {self.rpc.url}"
+                )
+            try:
+                head = self.rpc.block_number()
+                waiting = [i for i in range(len(pending)) if i not in receipts]
+                answers = self.rpc.batch(
+                    [
+                        ("eth_getTransactionReceipt", ["0x" + pending[i].tx_hash.hex()])
+                        for i in waiting
+                    ]
+                )
+                for i, raw in zip(waiting, answers, strict=True):
+                    if raw is None:
+                        if time.monotonic() - last_sent[i] > 2.0:
+                            self._resend(pending[i])
+                            last_sent[i] = time.monotonic()
+                        continue
+                    if head - int(raw["blockNumber"], 16) < confirmations:
+                        continue
+                    if int(raw["status"], 16) != 1:
+                        pending[i].wait()  # replays the call and raises its revert
+                    receipts[i] = self.receipt(raw)
+                backoff = poll
+            except RpcUnavailable:
+                if not ride_out:
+                    raise
+                backoff = min(5.0, backoff * 2)
+            time.sleep(backoff)
+        return [receipts[i] for i in range(len(pending))]
+
+    def _resend(self, pending: PendingTx) -> None:
+        """Send a transaction again unless the node already holds it."""
+        if not pending.raw:
+            return
+        known = self.rpc.request("eth_getTransactionByHash", ["0x" + pending.tx_hash.hex()])
+        if known.get("result") is not None:
+            return
+        response = self.rpc.request("eth_sendRawTransaction", ["0x" + pending.raw.hex()])
+        pending.resent += 1
+        error = response.get("error")
+        if error:  # "already known", or "nonce too low": mined meanwhile, or replaced
+            message = str(error.get("message", error))
+            if "nonce too low" in message.lower():
+                self._check_not_dropped(pending)  # replaced by another sender: NonceConflict
+            if not any(s in message.lower() for s in ("known", "nonce too low")):
+                raise ChainError(f"the node refused a transaction sent again: {message}")
 
     def _check_not_dropped(self, pending: PendingTx) -> None:
         """Raise NonceConflict when the node no longer knows ``pending`` and its nonce is used.

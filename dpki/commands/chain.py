@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.consortium import DEFAULT_GAS_LIMIT, detect_engine
 from dpki.chain.deployment import (
     Deployment,
     DeploymentMember,
@@ -19,6 +21,9 @@ from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Regi
 from dpki.commands._common import deployment_option, echo_json, json_option
 from dpki.dev.devnet import Devnet
 from dpki.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dpki.dev.gethnet import GethNetwork
 
 __all__ = ["COMMANDS", "DEFAULT_ORGS", "deploy_devnet"]
 
@@ -57,12 +62,7 @@ def deploy_devnet(
     (SUBMITTER only) and ``validator_account_name(ORG)`` validates (VALIDATOR only), so a
     member's validator and its submission node never send from the same account.
     """
-    if not orgs:
-        raise ConfigError("a devnet needs at least one --org")
-    if len(set(orgs)) != len(orgs):
-        raise ConfigError(f"organizations must be distinct, got {list(orgs)}")
-    if not 1 <= threshold <= len(orgs):
-        raise ConfigError(f"--threshold must be between 1 and {len(orgs)}, got {threshold}")
+    _check_orgs(orgs, threshold)
     state_dir.mkdir(parents=True, exist_ok=True)
     net = Devnet.start(
         port,
@@ -96,6 +96,7 @@ def deploy_devnet(
             ],
             network="devnet",
             devnet={"pid": net.pid, "port": net.port, "log": str(net.log)},
+            engine="anvil",
         )
         deployment.save(path or default_path())
     except BaseException:
@@ -104,12 +105,38 @@ def deploy_devnet(
     return deployment
 
 
+def _geth_network(deployment: Deployment) -> GethNetwork | None:
+    """Return the geth devnet a deployment file describes (its own record when newer)."""
+    from dpki.dev.gethnet import GethNetwork
+
+    if not deployment.devnet or deployment.devnet.get("engine") != "geth-clique":
+        return None
+    root = Path(deployment.devnet["root"])
+    if (root / "network.json").is_file():
+        return GethNetwork.load(root)
+    return GethNetwork.from_json(deployment.devnet)
+
+
+def _check_orgs(orgs: tuple[str, ...] | list[str], threshold: int) -> None:
+    if not orgs:
+        raise ConfigError("a devnet needs at least one --org")
+    if len(set(orgs)) != len(orgs):
+        raise ConfigError(f"organizations must be distinct, got {list(orgs)}")
+    if not 1 <= threshold <= len(orgs):
+        raise ConfigError(f"--threshold must be between 1 and {len(orgs)}, got {threshold}")
+
+
 def _running_devnet(path: Path) -> Deployment | None:
     try:
         current = Deployment.load(path)
     except ConfigError:
         return None
-    if current.devnet and Devnet(current.devnet["pid"], current.devnet["port"]).alive():
+    if not current.devnet:
+        return None
+    geth = _geth_network(current)
+    if geth is not None:
+        return current if any(n.alive() for n in geth.nodes) else None
+    if Devnet(current.devnet["pid"], current.devnet["port"]).alive():
         return current
     return None
 
@@ -126,7 +153,30 @@ def _running_devnet(path: Path) -> Deployment | None:
     "--block-time",
     type=float,
     default=None,
-    help="Seconds per block (default: mine on each transaction).",
+    help="anvil: seconds per block (default: mine on each transaction).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["anvil", "geth"]),
+    default="anvil",
+    show_default=True,
+    help="anvil (one embedded process) or geth (a Clique sealer per member).",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="geth: number of members/nodes (default: one per --org, 3 without --org).",
+)
+@click.option(
+    "--period", type=click.IntRange(1), default=1, show_default=True, help="geth: block period (s)."
+)
+@click.option(
+    "--gas-limit",
+    type=click.IntRange(5_000_000),
+    default=DEFAULT_GAS_LIMIT,
+    show_default=True,
+    help="geth: block gas limit (30 M: four batches of 100 submissions a block).",
 )
 @click.option(
     "--role-keys",
@@ -140,28 +190,49 @@ def devnet_up(
     threshold: int | None,
     port: int | None,
     block_time: float | None,
+    engine: str,
+    nodes: int | None,
+    period: int,
+    gas_limit: int,
     role_keys: bool,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Start anvil, deploy the registry and write the deployment file."""
+    """Start a devnet, deploy the registry and write the deployment file."""
     path = deployment_path or default_path()
     running = _running_devnet(path)
     if running is not None:
         raise ConfigError(
-            f"a devnet is already running (pid {running.devnet['pid']}, {running.rpc_url}); "  # type: ignore[index]
-            "stop it with `dpki devnet down`"
+            f"a devnet is already running ({running.rpc_url}); stop it with `dpki devnet down`"
         )
-    orgs = orgs or DEFAULT_ORGS
+    if engine == "anvil" and nodes not in (None, 1):
+        raise ConfigError("--nodes needs --engine geth (anvil is one process)")
+    if nodes is not None and orgs and nodes != len(orgs):
+        raise ConfigError(f"--nodes {nodes} but {len(orgs)} --org: one node per member")
+    if not orgs:
+        orgs = (
+            DEFAULT_ORGS if nodes in (None, 3) else tuple(f"Member {i + 1}" for i in range(nodes))
+        )
     threshold = threshold or min(2, len(orgs))
-    deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time, role_keys)
+    if engine == "geth":
+        from dpki.dev.gethnet import deploy_geth_devnet
+
+        if role_keys:
+            raise ConfigError("--role-keys is for the anvil devnet (geth: one key per member)")
+        _check_orgs(orgs, threshold)
+        deployment = deploy_geth_devnet(
+            orgs, threshold, state_dir=path.parent, path=path, period=period, gas_limit=gas_limit
+        )
+    else:
+        deployment = deploy_devnet(orgs, threshold, port, path.parent, path, block_time, role_keys)
     _print_deployment(deployment, as_json)
 
 
 @devnet.command("down")
+@click.option("--keep-data", is_flag=True, help="geth: keep the nodes' data folders.")
 @deployment_option
-def devnet_down(deployment_path: Path | None) -> None:
-    """Stop the devnet started by `dpki devnet up`."""
+def devnet_down(keep_data: bool, deployment_path: Path | None) -> None:
+    """Stop the devnet started by `dpki devnet up` (every process, by PID)."""
     path = deployment_path or default_path()
     try:
         current = Deployment.load(path)
@@ -170,6 +241,14 @@ def devnet_down(deployment_path: Path | None) -> None:
         return
     if not current.devnet:
         raise ConfigError(f"{path} describes a network that is not a devnet; nothing to stop")
+    geth = _geth_network(current)
+    if geth is not None:
+        pids = geth.stop(keep_data=keep_data)
+        if not keep_data:
+            path.unlink(missing_ok=True)
+        kept = f"; data kept in {geth.root}" if keep_data else ""
+        click.echo(f"stopped geth devnet (pids {', '.join(map(str, pids)) or 'none'}){kept}")
+        return
     Devnet(current.devnet["pid"], current.devnet["port"]).stop()
     path.unlink(missing_ok=True)
     click.echo(f"stopped devnet (pid {current.devnet['pid']})")
@@ -187,10 +266,23 @@ def devnet_status(deployment_path: Path | None, as_json: bool) -> None:
         else:
             click.echo("no devnet running")
         raise SystemExit(1)
+    geth = _geth_network(running)
+    nodes = geth.status() if geth is not None else None
     if as_json:
-        echo_json({"running": True, **running.to_json()})
-    else:
-        click.echo(f"devnet running at {running.rpc_url}, registry {running.registry}")
+        echo_json({"running": True, **running.to_json(), **({"nodes": nodes} if nodes else {})})
+        return
+    click.echo(f"devnet running at {running.rpc_url}, registry {running.registry}")
+    for row in nodes or []:
+        if "head" not in row:
+            click.echo(f"node  {row['organization']:<16} {row['rpc_url']}  DOWN")
+            continue
+        seals = "sealing" if row["sealing"] and row["is_signer"] else "not sealing"
+        click.echo(
+            f"node  {row['organization']:<16} {row['rpc_url']}  head {row['head']} "
+            f"({row['head_age_seconds']} s ago)  peers {row['peers']}  "
+            f"signers {len(row['signers'])}  {seals} as {row['signer']} "
+            f"({row['sealed_recent']} of the recent blocks)"
+        )
 
 
 def _print_deployment(deployment: Deployment, as_json: bool) -> None:
@@ -201,7 +293,8 @@ def _print_deployment(deployment: Deployment, as_json: bool) -> None:
     click.echo(f"rpc       {deployment.rpc_url} (chain {deployment.chain_id})")
     click.echo(f"block     {deployment.deploy_block}")
     for m in deployment.members:
-        click.echo(f"member    {m.organization:<20} {m.address}  {'+'.join(m.roles)}")
+        node = f"  node {m.rpc_url}" if m.rpc_url else ""
+        click.echo(f"member    {m.organization:<20} {m.address}  {'+'.join(m.roles)}{node}")
     click.echo(f"written   {deployment.path}")
 
 
@@ -262,6 +355,7 @@ def deploy(
             )
             for i, s in enumerate(specs)
         ],
+        engine=detect_engine(rpc_url),
     )
     deployment.save(deployment_path or default_path())
     _print_deployment(deployment, as_json)

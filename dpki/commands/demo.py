@@ -21,12 +21,19 @@ __all__ = ["COMMANDS"]
     help="Keep the demo's files (certificates, logs) here instead of a temp dir.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["anvil", "geth"]),
+    default="anvil",
+    show_default=True,
+    help="anvil (embedded) or geth (a 3-node Clique network, one sealer per member).",
+)
+@click.option(
     "--role-keys",
     is_flag=True,
-    help="Give each member one key per role (validator and submitter accounts).",
+    help="Give each member one key per role (validator and submitter accounts; anvil).",
 )
 @json_option
-def demo(devices: int, workdir: Path | None, role_keys: bool, as_json: bool) -> None:
+def demo(devices: int, workdir: Path | None, engine: str, role_keys: bool, as_json: bool) -> None:
     """Provision device certificates through M-of-N validators and show the result."""
 
     def say(line: str) -> None:
@@ -34,7 +41,7 @@ def demo(devices: int, workdir: Path | None, role_keys: bool, as_json: bool) -> 
             click.echo(line)
 
     say("DPKI demo: 3 members, threshold 2, validators in separate processes\n")
-    report = run_demo(devices, workdir, say=say, role_keys=role_keys)
+    report = run_demo(devices, workdir, say=say, engine=engine, role_keys=role_keys)
     if as_json:
         echo_json(
             {"devices": devices, "timings_s": report.timings, "gas": report.gas, **report.facts}

@@ -116,7 +116,7 @@ def _proposer(name: str, kind: ProposalKind, params: list[click.Parameter], doc:
     ) -> None:  # fmt: skip
         deployment = load_deployment(deployment_path)
         account = deployment.signer(org, keystore)
-        registry = deployment.registry_client()
+        registry = deployment.registry_client(org)
         args = _proposal_args(kind, kwargs)
         proposal_id = proposal_id_of(registry.propose(account, kind, *args).wait())
         _report(registry, proposal_id, as_json, deployment)
@@ -193,7 +193,7 @@ def _proposal_step(
         as_json: bool,
     ) -> None:
         deployment = load_deployment(deployment_path)
-        registry = deployment.registry_client()
+        registry = deployment.registry_client(org)
         step(registry, deployment.signer(org, keystore), proposal_id).wait()
         _report(registry, proposal_id, as_json, deployment)
 

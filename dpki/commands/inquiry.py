@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dpki.chain.consortium import default_confirmations
 from dpki.commands._common import (
     deployment_option,
     echo_json,
@@ -51,9 +52,8 @@ def indexer() -> None:
 @click.option(
     "--confirmations",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Blocks to stay behind the head (0 on QBFT: blocks are final).",
+    default=None,
+    help="Blocks to stay behind the head (default per engine: anvil 0, QBFT 0, Clique 2).",
 )
 @click.option(
     "--batch-blocks",
@@ -69,7 +69,7 @@ def indexer() -> None:
 @json_option
 def run(
     db_url: str,
-    confirmations: int,
+    confirmations: int | None,
     batch_blocks: int,
     poll: float,
     once: bool,
@@ -84,6 +84,8 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     deployment = load_deployment(deployment_path)
+    if confirmations is None:
+        confirmations = default_confirmations(deployment.engine, deployment.rpc_url)
     store = Store(db_url)
     idx = Indexer(
         deployment.registry_client(),
@@ -171,6 +173,13 @@ def _stop_on_signals() -> threading.Event:
     help="Blocks of lag above which /healthz answers 503.",
 )
 @click.option(
+    "--max-head-age",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seconds since the chain head's block above which /healthz answers 503 (a node "
+    "that stalled or was cut off; for chains with a block period, not anvil).",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -196,6 +205,7 @@ def serve(
     organization: str | None,
     ocsp_validity: int,
     max_lag: int,
+    max_head_age: int | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     follow: bool,
@@ -233,6 +243,7 @@ def serve(
         rpc_url=deployment.rpc_url if deployment else None,
         ocsp_validity=ocsp_validity,
         max_lag=max_lag,
+        max_head_age=max_head_age,
     )
     os.environ[CONFIG_ENV] = config.to_env()
     shared = None

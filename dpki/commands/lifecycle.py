@@ -11,6 +11,7 @@ from typing import Any
 import click
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.consortium import default_confirmations
 from dpki.chain.deployment import Deployment
 from dpki.chain.registry import CertificateStatus, PendingTx, Registry, Status, as_cert_id
 from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
@@ -141,7 +142,7 @@ def submit(
     deployment = load_deployment(deployment_path)
     member = deployment.member(org)
     account = deployment.signer(org, keystore)
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     entries = _load_all(files)
     static = None
     if issuers:
@@ -170,16 +171,24 @@ def submit(
     submissions = [s for _, s in to_send]
     outcomes: list[SubmitOutcome] = []
     if submissions:
+        depth = default_confirmations(deployment.engine, deployment.node_url(org))
         if not as_json and len(submissions) > batch_size and _isatty():
             bar: Any
             with click.progressbar(
                 length=len(submissions), label="submitting", file=click.get_text_stream("stderr")
             ) as bar:
                 outcomes = submit_all(
-                    registry, account, submissions, batch_size=batch_size, progress=bar.update
+                    registry,
+                    account,
+                    submissions,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                    confirmations=depth,
                 )
         else:
-            outcomes = submit_all(registry, account, submissions, batch_size=batch_size)
+            outcomes = submit_all(
+                registry, account, submissions, batch_size=batch_size, confirmations=depth
+            )
     for (row, _), outcome in zip(to_send, outcomes, strict=True):
         row["submitted"] = outcome.submitted
         row["status"] = outcome.status.label
@@ -265,7 +274,7 @@ def _act(
 ) -> tuple[Registry, bytes]:
     cert_id, _ = resolve_cert_id(cert)
     account = deployment.signer(org, keystore)
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     act(registry, account, cert_id, *extra).wait()
     return registry, cert_id
 
@@ -369,7 +378,7 @@ def renew(
     if len(found) != 1:
         raise ParseError(f"{new} holds {len(found)} certificates; want exactly one")
     f = found[0]
-    registry = deployment.registry_client()
+    registry = deployment.registry_client(org)
     if not skip_check:
         ledger = LedgerIssuers(registry, deployment.deploy_block)
         ledger.refresh()

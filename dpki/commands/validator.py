@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from dpki.chain.consortium import default_confirmations
 from dpki.commands._common import (
     deployment_option,
     load_deployment,
@@ -33,9 +34,8 @@ def validator() -> None:
 @click.option(
     "--confirmations",
     type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Blocks to wait before deciding (0 suits QBFT's immediate finality).",
+    default=None,
+    help="Blocks to wait before deciding (default per engine: anvil 0, QBFT 0, Clique 2).",
 )
 @click.option("--batch-size", type=click.IntRange(1, 500), default=100, show_default=True)
 @click.option("--poll", type=float, default=0.25, show_default=True, help="Seconds between polls.")
@@ -57,7 +57,7 @@ def validator() -> None:
 @deployment_option
 def run(
     org: str,
-    confirmations: int,
+    confirmations: int | None,
     batch_size: int,
     poll: float,
     state_path: Path | None,
@@ -78,8 +78,10 @@ def run(
     account = deployment.signer(org, keystore)
     slug = re.sub(r"[^a-z0-9]+", "-", member.organization.lower()).strip("-")
     base = deployment.path.parent if deployment.path else Path(".dpki")
+    if confirmations is None:
+        confirmations = default_confirmations(deployment.engine, deployment.node_url(org))
     node = Validator(
-        deployment.registry_client(),
+        deployment.registry_client(org),
         account,
         deploy_block=deployment.deploy_block,
         state_path=state_path or base / f"validator-{slug}.json",

@@ -19,6 +19,7 @@ from dpki.errors import ToolchainError
 
 __all__ = [
     "ARTIFACT_PATH",
+    "EVM_VERSION",
     "SOLC_VERSION",
     "build",
     "compile_sources",
@@ -31,10 +32,12 @@ SOLC_VERSION = "0.8.30"
 CONTRACT_NAME = "CertificateRegistry"
 ARTIFACT_PATH = Path(__file__).resolve().parent.parent / "artifacts" / f"{CONTRACT_NAME}.json"
 
+EVM_VERSION = "paris"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 1000},
-    # Cancun: supported by Hyperledger Besu since 24.1 and by anvil; no newer opcodes needed.
-    "evmVersion": "cancun",
+    # Paris: the last EVM every engine runs: geth's Clique and GoQuorum refuse Shanghai (PUSH0)
+    # and Cancun (MCOPY, TSTORE); Besu QBFT and anvil run Paris bytecode on any later fork.
+    "evmVersion": EVM_VERSION,
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
 

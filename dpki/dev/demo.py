@@ -29,6 +29,7 @@ from dpki.chain.registry import Registry, Status
 from dpki.commands.chain import DEFAULT_ORGS, deploy_devnet
 from dpki.dev.devices import make_device
 from dpki.dev.devnet import Devnet
+from dpki.dev.gethnet import GethNetwork, deploy_geth_devnet
 from dpki.errors import DpkiError
 
 __all__ = ["DemoReport", "run_demo"]
@@ -80,7 +81,7 @@ def _start_validator(deployment: Deployment, org: str, workdir: Path) -> subproc
     return proc
 
 
-def _stop_all(procs: list[subprocess.Popen[bytes]], devnet: Devnet | None) -> None:
+def _stop_all(procs: list[subprocess.Popen[bytes]], devnet: Devnet | GethNetwork | None) -> None:
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -122,12 +123,15 @@ def run_demo(
     devices: int = 200,
     workdir: Path | None = None,
     say: Callable[[str], None] = print,
+    engine: str = "anvil",
     role_keys: bool = False,
 ) -> DemoReport:
     """Run the whole flow and return its figures; leaves no process behind.
 
-    With ``role_keys`` every member validates and submits with two keys (two accounts);
-    without, a member's validator and its submissions share one account and its nonces.
+    ``engine`` "geth" runs it on a 3-node geth Clique network (one sealer per member, each
+    member's CLI and validator on its own node) instead of anvil. With ``role_keys`` (anvil)
+    every member validates and submits with two keys (two accounts); without, a member's
+    validator and its submissions share one account and its nonces.
     """
     owned_tmp = None
     if workdir is None:
@@ -136,7 +140,7 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     report = DemoReport(devices=devices)
     procs: list[subprocess.Popen[bytes]] = []
-    devnet: Devnet | None = None
+    devnet: Devnet | GethNetwork | None = None
     previous = signal.getsignal(signal.SIGTERM)
 
     def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -146,15 +150,27 @@ def run_demo(
     try:
         vendor, operator, _ = DEFAULT_ORGS
         with _timed(report, "devnet_and_deploy"):
-            deployment = deploy_devnet(
-                DEFAULT_ORGS,
-                2,
-                state_dir=workdir,
-                path=workdir / "deployment.json",
-                role_keys=role_keys,
-            )
+            if engine == "geth":
+                deployment = deploy_geth_devnet(
+                    DEFAULT_ORGS, 2, state_dir=workdir, path=workdir / "deployment.json"
+                )
+            else:
+                deployment = deploy_devnet(
+                    DEFAULT_ORGS,
+                    2,
+                    state_dir=workdir,
+                    path=workdir / "deployment.json",
+                    role_keys=role_keys,
+                )
         assert deployment.devnet is not None
-        devnet = Devnet(deployment.devnet["pid"], deployment.devnet["port"])
+        if engine == "geth":
+            devnet = GethNetwork.from_json(deployment.devnet)
+            say(
+                f"devnet    geth Clique, {len(devnet.nodes)} sealers, 1 s blocks: "
+                + ", ".join(f"{n.organization} {n.rpc_url}" for n in devnet.nodes)
+            )
+        else:
+            devnet = Devnet(deployment.devnet["pid"], deployment.devnet["port"])
         registry = deployment.registry_client()
         say(f"devnet    {deployment.rpc_url}  registry {deployment.registry}")
         say(f"members   {', '.join(DEFAULT_ORGS)}  (threshold 2 of 3)")

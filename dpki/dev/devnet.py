@@ -22,7 +22,7 @@ import requests
 
 from dpki.errors import ToolchainError
 
-__all__ = ["Devnet", "find_tool", "free_port"]
+__all__ = ["Devnet", "find_tool", "free_port", "stop_pid"]
 
 _PLATFORMS = {
     ("Linux", "x86_64"): "linux-amd64",
@@ -161,24 +161,44 @@ class Devnet:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop anvil (SIGTERM, then SIGKILL) and reap it; a no-op when already gone."""
+        stop_pid(self.pid, timeout, self._proc)
+
+
+def stop_pid(pid: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Stop the process group led by ``pid`` (SIGTERM, then SIGKILL) and reap it."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout
+
+    def alive() -> bool:
+        if proc is not None:
+            return proc.poll() is None
+        _reap(pid)
         try:
-            os.killpg(self.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + timeout
-        proc = self._proc
-        while self.alive() and time.monotonic() < deadline:
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(0.05)
-            else:
-                _reap(self.pid)
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    while alive() and time.monotonic() < deadline:
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.05)
+        else:
+            time.sleep(0.05)
+    if alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait(timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            if proc is not None:
-                proc.wait(timeout)
 
 
 def _reap(pid: int) -> None:

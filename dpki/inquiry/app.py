@@ -99,6 +99,9 @@ class ServeConfig:
     ocsp_validity: int = 600
     poll: float = 0.5
     max_lag: int = 10
+    #: seconds after which a head that stopped moving (a stalled or cut-off node) is
+    #: unhealthy; None on chains that mine only on demand (anvil)
+    max_head_age: int | None = None
 
     def to_env(self) -> str:
         """Return the config as JSON for the worker environment."""
@@ -169,17 +172,18 @@ class _Head:
     def __init__(self, rpc_url: str | None) -> None:
         self.rpc_url = rpc_url
         self._at = 0.0
-        self._value: tuple[int, int] | None = None
+        self._value: int | None = None
+        self.timestamp: int | None = None
         self._session = requests.Session()
 
-    def get(self) -> tuple[int, int] | None:
-        """Return the head's (number, timestamp), or None when the chain does not answer."""
+    def get(self) -> int | None:
+        """Return the head's number (and keep its time in ``timestamp``)."""
         if self.rpc_url is None:
             return None
         if time.monotonic() - self._at < 1.0:
             return self._value
         try:
-            block = self._session.post(
+            body = self._session.post(
                 self.rpc_url,
                 json={
                     "jsonrpc": "2.0",
@@ -188,10 +192,11 @@ class _Head:
                     "params": ["latest", False],
                 },
                 timeout=2,
-            ).json()["result"]
-            self._value = (int(block["number"], 16), int(block["timestamp"], 16))
+            ).json()
+            self._value = int(body["result"]["number"], 16)
+            self.timestamp = int(body["result"]["timestamp"], 16)
         except (requests.RequestException, ValueError, KeyError, TypeError):
-            self._value = None
+            self._value = self.timestamp = None
         self._at = time.monotonic()
         return self._value
 
@@ -251,17 +256,24 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     def health() -> dict[str, Any]:
         checkpoint = store.checkpoint()
         chain_head = head.get()
-        lag = lag_seconds = None
-        if chain_head is not None and checkpoint is not None:
-            lag = max(0, chain_head[0] - checkpoint.number)
-            lag_seconds = max(0, chain_head[1] - checkpoint.timestamp)
+        indexed = checkpoint.number if checkpoint else None
+        lag = None if chain_head is None or indexed is None else max(0, chain_head - indexed)
+        # a node cut off from the majority (or stalled) has a head that stops moving: the
+        # index may be level with it and still behind the network by this many seconds
+        age = None if head.timestamp is None else max(0, int(time.time()) - head.timestamp)
+        lag_seconds = None
+        if head.timestamp is not None and checkpoint is not None:
+            lag_seconds = max(0, head.timestamp - checkpoint.timestamp)
         return {
-            "ok": lag is not None and lag <= config.max_lag,
-            "indexed_block": checkpoint.number if checkpoint else None,
+            "ok": lag is not None
+            and lag <= config.max_lag
+            and (age is None or config.max_head_age is None or age <= config.max_head_age),
+            "indexed_block": indexed,
             "indexed_block_time": iso(checkpoint.timestamp) if checkpoint else None,
-            "chain_head": chain_head[0] if chain_head else None,
-            "lag_blocks": lag,
+            "chain_head": chain_head,
+            "chain_head_age_seconds": age,
             "lag_seconds": lag_seconds,
+            "lag_blocks": lag,
             "certificates": len(index.by_id),
             "status_counts": store.counts(),
             "refreshed_at": iso(int(index.refreshed_at)),

@@ -166,12 +166,18 @@ class Members(_Body):
 
 
 class Health(_Body):
-    """How far the index lags the chain (``ok``: within ``--max-lag`` blocks)."""
+    """How far the index lags the chain (``ok``: within ``--max-lag`` blocks, and a head
+    block no older than ``--max-head-age`` seconds when that is set)."""
 
     ok: bool
     indexed_block: int | None
     indexed_block_time: str | None = Field(description=_TIME)
     chain_head: int | None = Field(description="null when the chain does not answer")
+    chain_head_age_seconds: int | None = Field(
+        description="seconds since the head block's time: a node cut off from the network "
+        "(or stalled) stops moving while the index stays level with it; null when the chain "
+        "does not answer"
+    )
     lag_blocks: int | None
     lag_seconds: int | None = Field(
         description="seconds between the chain head's time and the indexed block's time"

@@ -15,6 +15,11 @@ A response to a request without a nonce is signed once and served from memory un
 certificate's status changes or half its validity has passed (RFC 6960 2.5, RFC 5019); a
 request with a nonce gets a freshly signed response that echoes it. A request that does not
 decode gets the malformedRequest response, never an HTTP error.
+
+Responses are DER built from pre-encoded parts (:class:`_Encoder`): the responder id, the
+signature algorithm and the certificate are encoded once; per answer only the CertID, the
+status, the times and the nonce are, and the tbsResponseData bytes are signed directly.
+Building them with ``OCSPResponseBuilder`` cost about as much again as the signature.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dpki.errors import ConfigError
 from dpki.inquiry.store import Store
 from dpki.pki.codes import CRL_REASONS, Status
+from dpki.pki.x509 import spki_key_bits
 
 __all__ = [
     "MALFORMED",
@@ -119,6 +125,12 @@ def revocation_reason(status: int, reason: int) -> x509.ReasonFlags | None:
     The names come from :data:`dpki.pki.codes.CRL_REASONS`; ``unspecified`` is left out, as
     RFC 5280 section 5.3.1 advises.
     """
+    number = _reason_number(status, reason)
+    return None if number is None else x509.ReasonFlags(CRL_REASONS[number])
+
+
+def _reason_number(status: int, reason: int) -> int | None:
+    """Return the RFC 5280 CRLReason number of a ledger status (None: no reason to give)."""
     if status == Status.SUSPENDED:
         number = _HOLD
     elif status == Status.SUPERSEDED:
@@ -128,7 +140,7 @@ def revocation_reason(status: int, reason: int) -> x509.ReasonFlags | None:
     else:
         return None
     name = CRL_REASONS.get(number)
-    return None if name in (None, "unspecified") else x509.ReasonFlags(name)
+    return None if name in (None, "unspecified") else number
 
 
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -333,6 +345,7 @@ class OcspResponder:
         self.index = index
         self.identity = identity
         self.validity = validity
+        self._encoder = _Encoder(identity, validity)
         # request DER -> (answer, certificate id or None, re-sign after)
         self._cache: dict[bytes, tuple[OcspAnswer, str | None, float]] = {}
         #: told what each answer said: good, revoked, unknown, malformed or internal_error
@@ -410,36 +423,111 @@ class OcspResponder:
         nonce: bytes | None,
         now: float,
     ) -> bytes:
-        this_update = dt.datetime.fromtimestamp(int(now), dt.UTC)
-        next_update = this_update + dt.timedelta(seconds=self.validity)
-        revoked_at: dt.datetime | None = None
-        reason: x509.ReasonFlags | None = None
         if state is None or state.status in (Status.PENDING, Status.NONE):
-            cert_status = ocsp.OCSPCertStatus.UNKNOWN
+            cert_status = _UNKNOWN
         elif state.status == Status.ACTIVE:
-            cert_status = ocsp.OCSPCertStatus.GOOD
+            cert_status = _GOOD
         else:
-            cert_status = ocsp.OCSPCertStatus.REVOKED
-            revoked_at = dt.datetime.fromtimestamp(state.updated_at, dt.UTC)
-            reason = revocation_reason(state.status, state.reason)
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response_by_hash(
-                name_hash,
-                key_hash,
-                serial,
-                algorithm,
-                cert_status,
-                this_update,
-                next_update,
-                revoked_at,
-                reason,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.identity.certificate)
-            .certificates([self.identity.certificate])
+            revoked = _generalized_time(state.updated_at)
+            number = _reason_number(state.status, state.reason)
+            if number is not None:  # [0] EXPLICIT CRLReason (an ENUMERATED)
+                revoked += b"\xa0\x03\x0a\x01" + bytes((number,))
+            cert_status = _tlv(0xA1, revoked)  # [1] IMPLICIT RevokedInfo
+        cert_id = _tlv(
+            0x30,
+            _CERT_ID_ALGORITHMS[algorithm.name]
+            + _tlv(0x04, name_hash)
+            + _tlv(0x04, key_hash)
+            + _integer(serial),
         )
-        if nonce is not None:
-            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        key = self.identity.key
-        digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-        return builder.sign(key, digest).public_bytes(serialization.Encoding.DER)
+        return self._encoder.response(cert_id, cert_status, nonce, int(now))
+
+
+# -- DER, pre-encoded where it can be ---------------------------------------------------
+
+_GOOD = b"\x80\x00"  # [0] IMPLICIT NULL
+_UNKNOWN = b"\x82\x00"  # [2] IMPLICIT UnknownInfo (NULL)
+_CERT_ID_ALGORITHMS = {  # AlgorithmIdentifier with NULL parameters, as cryptography writes
+    "sha1": bytes.fromhex("300906052b0e03021a0500"),
+    "sha256": bytes.fromhex("300d06096086480165030402010500"),
+}
+_NONCE_OID = bytes.fromhex("06092b0601050507300102")  # id-pkix-ocsp-nonce
+_BASIC_OID = bytes.fromhex("06092b0601050507300101")  # id-pkix-ocsp-basic
+_SUCCESSFUL = b"\x0a\x01\x00"  # OCSPResponseStatus successful (ENUMERATED 0)
+_SIGNATURE_ALGORITHMS = {  # AlgorithmIdentifier of what _Encoder signs with
+    "ec": bytes.fromhex("300a06082a8648ce3d040302"),  # ecdsa-with-SHA256
+    "rsa": bytes.fromhex("300d06092a864886f70d01010b0500"),  # sha256WithRSAEncryption
+    "ed25519": bytes.fromhex("300506032b6570"),  # id-Ed25519 (RFC 8419)
+}
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """Return one DER element: tag, definite length, content."""
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    octets = (size.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | octets)) + size.to_bytes(octets, "big") + content
+
+
+def _integer(value: int) -> bytes:
+    """Return a DER INTEGER (two's complement, minimal octets)."""
+    octets = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return _tlv(0x02, value.to_bytes(octets, "big", signed=True))
+
+
+def _generalized_time(seconds: int) -> bytes:
+    """Return a DER GeneralizedTime (UTC, whole seconds)."""
+    return _tlv(0x18, time.strftime("%Y%m%d%H%M%SZ", time.gmtime(seconds)).encode())
+
+
+class _Encoder:
+    """Build signed BasicOCSPResponses for one identity from pre-encoded parts."""
+
+    def __init__(self, identity: ResponderIdentity, validity: int) -> None:
+        cert = identity.certificate
+        key = identity.key
+        self.validity = validity
+        key_bits = spki_key_bits(_spki(cert.public_key()))
+        # [2] EXPLICIT KeyHash: SHA-1 of the responder's subjectPublicKey bits
+        self.responder_id = _tlv(0xA2, _tlv(0x04, hashlib.sha1(key_bits).digest()))
+        self.certs = _tlv(0xA0, _tlv(0x30, cert.public_bytes(serialization.Encoding.DER)))
+        self.sign: Callable[[bytes], bytes]
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            ecdsa = ec.ECDSA(hashes.SHA256())
+            self.algorithm = _SIGNATURE_ALGORITHMS["ec"]
+            self.sign = lambda data: key.sign(data, ecdsa)
+        elif isinstance(key, rsa.RSAPrivateKey):
+            pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+            self.algorithm = _SIGNATURE_ALGORITHMS["rsa"]
+            self.sign = lambda data: key.sign(data, pkcs1, sha256)
+        else:
+            self.algorithm = _SIGNATURE_ALGORITHMS["ed25519"]
+            self.sign = key.sign
+        self._second = -1
+        self._times = (b"", b"")
+
+    def times(self, second: int) -> tuple[bytes, bytes]:
+        """Return (producedAt = thisUpdate, [0] EXPLICIT nextUpdate), encoded once a second."""
+        if second != self._second:
+            self._times = (
+                _generalized_time(second),
+                _tlv(0xA0, _generalized_time(second + self.validity)),
+            )
+            self._second = second
+        return self._times
+
+    def response(
+        self, cert_id: bytes, cert_status: bytes, nonce: bytes | None, second: int
+    ) -> bytes:
+        """Return the DER OCSPResponse answering ``cert_id``, signed now."""
+        produced, next_update = self.times(second)
+        single = _tlv(0x30, cert_id + cert_status + produced + next_update)
+        extensions = b""
+        if nonce is not None:  # [1] EXPLICIT Extensions, the nonce as an OCTET STRING
+            nonce_ext = _tlv(0x30, _NONCE_OID + _tlv(0x04, _tlv(0x04, nonce)))
+            extensions = _tlv(0xA1, _tlv(0x30, nonce_ext))
+        tbs = _tlv(0x30, self.responder_id + produced + _tlv(0x30, single) + extensions)
+        signature = _tlv(0x03, b"\x00" + self.sign(tbs))
+        basic = _tlv(0x30, tbs + self.algorithm + signature + self.certs)
+        return _tlv(0x30, _SUCCESSFUL + _tlv(0xA0, _tlv(0x30, _BASIC_OID + _tlv(0x04, basic))))

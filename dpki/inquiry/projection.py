@@ -13,11 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
-from dpki.pki.x509 import dn, load_certificate, ocsp_hashes
+from dpki.pki.x509 import dn, load_certificate, name_facts, ocsp_hashes
 
 __all__ = [
     "CERT_EVENTS",
@@ -105,15 +103,14 @@ def cert_fields(der: bytes) -> dict[str, Any]:
     try:
         cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
         subject = cert.subject
-        orgs = subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
-        cns = subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        subject_dn, orgs, cns = name_facts(subject)
         self_issued = cert.issuer == subject
         out = dict(
             empty,
-            subject=dn(subject),
-            organization=str(orgs[0].value) if orgs else None,
-            common_name=str(cns[0].value) if cns else None,
-            issuer=dn(cert.issuer),
+            subject=subject_dn,
+            organization=orgs[0] if orgs else None,
+            common_name=cns[0] if cns else None,
+            issuer=subject_dn if self_issued else dn(cert.issuer),
             serial=format(cert.serial_number, "x"),
             self_issued=self_issued,
             **ocsp_hashes(cert),

@@ -62,6 +62,7 @@ __all__ = [
     "load_certificate",
     "load_certificates",
     "load_facts",
+    "name_facts",
     "normalize_organization",
     "ocsp_hashes",
     "organization_hash",
@@ -213,7 +214,50 @@ _DN_NAMES = {
 def dn(name: x509.Name) -> str:
     """Return a distinguished name as RFC 4514 text, with serialNumber and a few other
     common attributes by name rather than as dotted OIDs."""
-    return name.rfc4514_string(_DN_NAMES)
+    return name_facts(name)[0]
+
+
+#: what RFC 4514 escapes anywhere in a value (cryptography's _escape_dn_value)
+_DN_ESCAPED = re.compile(r'[\\"+,;<>\x00]')
+_DN_ATTRIBUTE_NAMES: dict[x509.ObjectIdentifier, str] = {}
+
+
+def name_facts(name: x509.Name) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """Return a name's RFC 4514 text (as ``name.rfc4514_string(_DN_NAMES)``), its
+    organization values and its common name values, in one pass.
+
+    Single-valued RDNs whose string value needs no escaping are written here; anything else
+    is left to cryptography, so the text is always what it would write.
+    """
+    parts: list[str] = []
+    organizations: list[str] = []
+    common_names: list[str] = []
+    for rdn in name.rdns:
+        attributes = list(rdn)
+        for attribute in attributes:
+            if attribute.oid == NameOID.ORGANIZATION_NAME:
+                organizations.append(str(attribute.value))
+            elif attribute.oid == NameOID.COMMON_NAME:
+                common_names.append(str(attribute.value))
+        value = attributes[0].value
+        if (
+            len(attributes) == 1
+            and type(value) is str
+            and value
+            and value[0] not in "# "
+            and value[-1] != " "
+            and _DN_ESCAPED.search(value) is None
+        ):
+            oid = attributes[0].oid
+            label = _DN_ATTRIBUTE_NAMES.get(oid)
+            if label is None:
+                label = _DN_NAMES.get(oid) or attributes[0].rfc4514_attribute_name
+                _DN_ATTRIBUTE_NAMES[oid] = label
+            parts.append(f"{label}={value}")
+        else:
+            parts.append(rdn.rfc4514_string(_DN_NAMES))
+    parts.reverse()
+    return ",".join(parts), tuple(organizations), tuple(common_names)
 
 
 def cert_id(der: bytes) -> str:
@@ -399,17 +443,13 @@ def facts(
         extensions = _ExtensionFacts(cert.extensions)
         raw_issuer, raw_subject, spki = _tbs_parts(der)
         subject_name = cert.subject
-        subject = dn(subject_name)
+        subject, organizations, common_names = name_facts(subject_name)
         if raw_issuer == raw_subject:  # equal encodings are equal names: decode once
             self_issued, issuer = True, subject
         else:  # cryptography compares values (string types may differ)
             issuer_name = cert.issuer
             self_issued = issuer_name == subject_name
             issuer = dn(issuer_name)
-        organizations = tuple(
-            str(a.value) for a in subject_name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-        )
-        common_names = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
     except (*_DECODE_ERRORS, IndexError) as exc:
         raise ParseError(
             f"{name}: got a certificate whose fields do not decode ({_describe(exc)}); "
@@ -448,7 +488,7 @@ def facts(
         issuer=issuer,
         subject_organization=organizations[0] if organizations else None,
         subject_organizations=organizations,
-        subject_common_name=str(common_names[0].value) if common_names else None,
+        subject_common_name=common_names[0] if common_names else None,
         subject_alt_names=extensions.subject_alt_names,
         spki_sha256=hashlib.sha256(spki).digest(),
         key_algorithm=key_algorithm,

@@ -1,0 +1,80 @@
+"""A validator after a reorganization: back to the fork point, decide what the new chain has.
+
+anvil's snapshot/revert replaces blocks the validator already decided with other blocks at
+the same heights (a reorganization as a node would see it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import rpc
+
+from dpki.chain.consortium import CONFIRMATIONS, default_confirmations, detect_engine
+from dpki.chain.keys import dev_account
+from dpki.chain.registry import Registry
+from dpki.dev.devices import make_device
+from dpki.pki.x509 import facts
+from dpki.submission import submission_for
+from dpki.validator import Validator
+
+
+def _submission(serial: str):  # type: ignore[no-untyped-def]
+    device = make_device("Vendor A", serial)
+    return submission_for(facts(device.certificate, der=device.der))
+
+
+def test_validator_decides_again_from_the_fork_point(
+    registry: Registry, deploy_block: int, chain: str, tmp_path: Path
+) -> None:
+    validator = Validator(
+        registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
+    )
+    while validator.step():
+        pass
+    fork = rpc(chain, "evm_snapshot")
+    lost = _submission("LOST")
+    registry.submit(dev_account(0), lost)
+    assert validator.step() == 1  # endorsed on the branch about to be abandoned
+    assert registry.has_voted(lost.cert_id, dev_account(1).address)
+    decided_at = validator.state.checkpoint
+    assert rpc(chain, "evm_revert", fork) is True
+    registry.resync_nonce(dev_account(0).address)
+    registry.resync_nonce(dev_account(1).address)
+    kept = _submission("KEPT")
+    registry.submit(dev_account(0), kept)  # a different block at the same height
+    for _ in range(3):
+        rpc(chain, "evm_mine")
+    assert registry.block_number() > decided_at
+    validator.step()
+    assert validator.state.reorgs == 1
+    while validator.step():
+        pass
+    assert registry.has_voted(kept.cert_id, dev_account(1).address)  # the new chain's
+    assert not registry.has_voted(lost.cert_id, dev_account(1).address)
+    reloaded = Validator(
+        registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
+    )
+    assert reloaded.state.recent[-1] == validator.state.recent[-1]  # hashes survive restarts
+
+
+def test_no_rewind_without_a_reorganization(
+    registry: Registry, deploy_block: int, tmp_path: Path
+) -> None:
+    validator = Validator(
+        registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
+    )
+    for serial in ("A", "B"):
+        registry.submit(dev_account(0), _submission(serial))
+        while validator.step():
+            pass
+    assert validator.state.reorgs == 0
+    assert len(validator.state.recent) >= 2
+
+
+def test_confirmations_default_per_engine(chain: str) -> None:
+    assert detect_engine(chain) == "anvil"
+    assert default_confirmations(None, chain) == 0
+    assert default_confirmations("geth-clique", chain) == CONFIRMATIONS["geth-clique"] == 2
+    assert default_confirmations("besu-qbft", chain) == 0
+    assert default_confirmations("something-else", chain) == 2
