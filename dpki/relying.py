@@ -40,6 +40,7 @@ import requests
 from dpki.chain.registry import Registry, Status, as_cert_id
 from dpki.chain.rpc import why_no_answer
 from dpki.errors import ChainError, ConfigError, RpcUnavailable
+from dpki.pki.codes import reason_label
 
 __all__ = [
     "Decision",
@@ -47,6 +48,7 @@ __all__ = [
     "Verifier",
     "certificate_ids_in_handshake",
     "forward_to",
+    "refusal",
 ]
 
 log = logging.getLogger("dpki.relying")
@@ -181,6 +183,18 @@ def _window_label(status: Status, not_before: int, not_after: int, now: int) -> 
     return status.label
 
 
+def refusal(decision: Decision) -> str:
+    """Say why a certificate is not trusted, as a log line: its id, status and reason."""
+    reason = decision.reason
+    if isinstance(reason, int) and not isinstance(reason, bool):
+        try:
+            reason = reason_label(Status[decision.status.upper()], reason)
+        except KeyError:  # expired, not yet valid: the status says it
+            reason = None
+    said = f" ({reason})" if reason else ""
+    return f"certificate {decision.id} is {decision.status}{said} according to {decision.source}"
+
+
 def certificate_ids_in_handshake(data: bytes, tls13: bool) -> list[bytes]:
     """Return the DER certificates of a TLS Certificate handshake message (header included)."""
     pos = 4 if data[:1] == b"\x0b" else 0
@@ -264,6 +278,7 @@ class LedgerTLSServer:
             cid = hashlib.sha256(leaf).hexdigest()
             if cid in self._admitted:
                 return
+            self._in_handshake.asked = cid
             decision = self.verifier.decide(leaf)
             self._in_handshake.decision = decision  # this thread's handshake: _serve reuses it
             if not decision.trusted:
@@ -272,15 +287,18 @@ class LedgerTLSServer:
                 self.context.load_verify_locations(cadata=leaf)
                 self._admitted.add(cid)
         except Exception as exc:  # never let a lookup failure admit anyone
+            self._in_handshake.failure = str(exc)
             log.warning("cannot check a client certificate: %s", exc)
 
     def _serve(self, raw: socket.socket, address: Any) -> None:
         raw.settimeout(self.handshake_timeout)
         self._in_handshake.decision = None
+        self._in_handshake.asked = None
+        self._in_handshake.failure = None
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as exc:
-            self.refused(address, f"handshake failed: {getattr(exc, 'reason', None) or exc}")
+            self.refused(address, self._handshake_refusal(exc))
             return
         try:
             der = conn.getpeercert(binary_form=True)
@@ -295,13 +313,27 @@ class LedgerTLSServer:
                 self.refused(address, f"ledger unreachable: {exc}")
                 return
             if not decision.trusted:
-                self.refused(address, f"certificate {decision.id} is {decision.status}")
+                self.refused(address, refusal(decision))
                 return
             conn.settimeout(None)
             self.handler(conn, decision)
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _handshake_refusal(self, exc: BaseException) -> str:
+        """Say why a handshake failed: the certificate id and what the ledger said about it."""
+        tls = f"handshake failed: {getattr(exc, 'reason', None) or exc}"
+        decision: Decision | None = self._in_handshake.decision
+        if decision is not None and not decision.trusted:
+            return f"{refusal(decision)} ({tls})"
+        asked: str | None = self._in_handshake.asked
+        if asked is not None and self._in_handshake.failure is not None:
+            failure = self._in_handshake.failure
+            return f"certificate {asked}: cannot ask the ledger: {failure} ({tls})"
+        if asked is not None:
+            return f"certificate {asked}: {tls}"
+        return f"{tls} (no client certificate reached the ledger check)"
 
     def start(self) -> LedgerTLSServer:
         """Serve in a background thread."""

@@ -30,6 +30,7 @@ from eth_account.signers.local import LocalAccount
 
 from dpki.chain.registry import Event, Member, Registry, Status
 from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
+from dpki.metrics import ValidatorMetrics
 from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.issuers import LedgerIssuers
 from dpki.pki.policy import DEFAULT, IssuerCandidate, Policy, evaluate
@@ -98,6 +99,7 @@ class Validator:
         log_range: int = 2_000,
         policy: Policy = DEFAULT,
         clock: Callable[[], datetime] | None = None,
+        metrics: ValidatorMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.account = account
@@ -115,6 +117,8 @@ class Validator:
             f":{deploy_block}"
         )
         self.state = self._load_state()
+        self.metrics = metrics or ValidatorMetrics()
+        self.metrics.last_block.set(self.state.checkpoint)
         # ledger facts cached for one step only: membership changes between steps
         self._members: dict[str, Member | None] = {}
         self._by_org: dict[str, str | None] = {}
@@ -336,6 +340,7 @@ class Validator:
         self._rewind_if_reorganized()
         head = self.registry.block_number()
         safe = head - self.confirmations
+        self.metrics.backlog_blocks.set(max(0, safe - self.state.checkpoint))
         if safe <= self.state.checkpoint:
             return 0
         end = min(safe, self.state.checkpoint + self.log_range)
@@ -368,10 +373,14 @@ class Validator:
             for event, record, done in zip(events, statuses, voted, strict=True)
             if record.status is Status.PENDING and not done
         ]
+        self.metrics.backlog.set(len(decisions))
         self._vote(decisions)
         self.state.checkpoint = end
         self.state.recent = [*self.state.recent, (end, str(after["hash"]))][-_KEEP_HASHES:]
         self._save_state()
+        self.metrics.backlog.set(0)
+        self.metrics.last_block.set(end)
+        self.metrics.backlog_blocks.set(max(0, safe - end))
         return len(decisions)
 
     def _report_compromised_keys(self, start: int, end: int) -> None:
@@ -418,6 +427,9 @@ class Validator:
                     receipt.block_number,
                 )
                 self.state.decided += 1
+                code = d.codes[0] if d.codes else ("OK" if d.endorse else "UNSPECIFIED")
+                self.metrics.decisions.labels("endorse" if d.endorse else "reject", code).inc()
+                self.metrics.backlog.dec()
                 if d.endorse:
                     self.state.endorsed += 1
                 else:
@@ -438,12 +450,16 @@ class Validator:
                 backoff = poll
             except RpcUnavailable as exc:
                 log.warning("ledger unreachable (%s); retrying in %.1f s", exc, backoff)
+                self.metrics.errors.labels("ledger_unreachable").inc()
+                self.metrics.retries.inc()
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
             except ChainError as exc:
                 # a vote refused (e.g. a race with another validator): re-read and retry
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
+                self.metrics.errors.labels("vote_failed").inc()
+                self.metrics.retries.inc()
                 self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
@@ -452,6 +468,8 @@ class Validator:
                 # a fault of ours, not of one item (those are decided in step): log it and
                 # keep the node up, retrying with back-off, rather than die
                 log.exception("step failed; retrying in %.1f s", backoff)
+                self.metrics.errors.labels("step_failed").inc()
+                self.metrics.retries.inc()
                 self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)

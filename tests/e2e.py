@@ -44,7 +44,12 @@ class ValidatorProcess:
     """A `dpki validator run` subprocess."""
 
     def __init__(
-        self, deployment: Deployment, org: str, tmp: Path, rpc_url: str | None = None
+        self,
+        deployment: Deployment,
+        org: str,
+        tmp: Path,
+        rpc_url: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.deployment_file = deployment.path
         slug = "-".join(org.lower().split())
@@ -53,6 +58,7 @@ class ValidatorProcess:
             self.deployment_file = tmp / f"deployment-{slug}.json"
             self.deployment_file.write_text(json.dumps(data))
         self.org = org
+        self.extra = extra
         self.state = tmp / f"validator-{slug}.json"
         self.log = tmp / f"validator-{slug}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -71,6 +77,7 @@ class ValidatorProcess:
                     str(self.state),
                     "--poll",
                     "0.05",
+                    *self.extra,
                 ),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 
 from dpki import errors
+from dpki.chain.messages import CONTRACT_ERROR_WORDS, explain
 from dpki.chain.registry import ARTIFACT_PATH, Status, decode_revert, load_artifact
 from dpki.errors import CONTRACT_ERRORS, ChainError, ContractError
 
@@ -76,7 +77,8 @@ def test_decode_revert_builds_the_class_with_named_arguments(name: str) -> None:
         exc = decode_revert(raw)
         assert type(exc) is CONTRACT_ERRORS[name]
         assert exc.args_by_name == {i["name"]: expected_value(i) for i in item["inputs"]}
-        assert str(exc).startswith(f"registry refused: {name}(")
+        assert str(exc).startswith(f"registry refused ({name}): ")
+        assert "{" not in str(exc) and "=" not in str(exc)  # words, every field filled in
 
 
 def test_decode_revert_invalid_status_carries_the_enum() -> None:
@@ -85,6 +87,55 @@ def test_decode_revert_invalid_status_carries_the_enum() -> None:
     assert isinstance(exc, errors.InvalidStatus)
     assert exc.args_by_name == {"certId": cert_id, "status": Status.REVOKED}
     assert exc.args_by_name["status"] is Status.REVOKED
+
+
+def test_every_abi_error_has_words_and_nothing_else_does() -> None:
+    """A new custom error needs its sentence in dpki.chain.messages (one line)."""
+    assert set(CONTRACT_ERROR_WORDS) == set(ABI_ERRORS)
+
+
+def test_not_certificate_owner_names_the_quorum_way() -> None:
+    cert_id = keccak(b"cert")
+    exc = decode_revert(encode(ABI_ERRORS["NotCertificateOwner"], [cert_id, ADDRESS.lower()]))
+    text = str(exc)
+    assert f"certificate 0x{cert_id.hex()} was submitted by another member" in text
+    assert f"{ADDRESS} cannot change it alone" in text
+    assert f"dpki propose revoke|suspend|resume 0x{cert_id.hex()} --as ORG" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "step"),
+    [
+        (Status.REVOKED, "a revocation is final"),
+        (Status.PENDING, "validators have not decided it yet"),
+        (Status.SUSPENDED, "resume it first with dpki resume 0x"),
+        (Status.SUPERSEDED, "it was renewed"),
+        (Status.REJECTED, "a rejection is final"),
+        (Status.ACTIVE, "it is in use"),
+    ],
+    ids=lambda v: v.label if isinstance(v, Status) else "",
+)
+def test_invalid_status_says_the_status_by_name_and_the_next_step(
+    status: Status, step: str
+) -> None:
+    cert_id = keccak(b"cert")
+    text = str(decode_revert(encode(ABI_ERRORS["InvalidStatus"], [cert_id, int(status)])))
+    assert f"certificate 0x{cert_id.hex()} is {status.label}, where this is not allowed" in text
+    assert step in text and "status=" not in text
+
+
+def test_invalid_revocation_reason_is_named() -> None:
+    text = str(decode_revert(encode(ABI_ERRORS["InvalidRevocationReason"], [6])))
+    assert "certificateHold (6) is not a reason a revocation can give" in text
+    assert "dpki suspend" in text
+
+
+def test_an_error_without_words_keeps_its_raw_form() -> None:
+    assert explain("NoSuchError", {"x": 1}) is None
+    assert explain("InvalidStatus", {}) is None  # fields missing: no half-filled sentence
+    assert str(errors.UnknownProposal({"proposalId": 3})) == (
+        "registry refused: UnknownProposal(proposalId=3)"
+    )
 
 
 def test_decode_revert_checksums_addresses() -> None:
@@ -98,7 +149,10 @@ def test_decode_revert_without_arguments() -> None:
     exc = decode_revert(keccak(text="EmptyBatch()")[:4])
     assert type(exc) is errors.EmptyBatch
     assert exc.args_by_name == {}
-    assert str(exc) == "registry refused: EmptyBatch()"
+    assert (
+        str(exc) == "registry refused (EmptyBatch): the batch is empty: give at least one "
+        "certificate"
+    )
 
 
 @pytest.mark.parametrize(

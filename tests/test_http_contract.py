@@ -88,6 +88,7 @@ def test_the_served_schema_documents_every_operation(node: Node) -> None:
         ("GET", "/ocsp/{request}"),
         ("GET", "/"),
         ("GET", "/ui/certificates/{cert_id}"),
+        ("GET", "/metrics"),
     }
     paths = schema["paths"]
     for path in ("/certificates/{cert_id}", "/status/{cert_id}", "/ui/certificates/{cert_id}"):

@@ -224,6 +224,9 @@ def test_lifecycle_commands_and_authorization(
     foreign = run_cli("suspend", str(path), "--as", OPERATOR, deployment=net)
     assert foreign.returncode == 3
     assert "NotCertificateOwner" in foreign.stderr and "Traceback" not in foreign.stderr
+    # in words, with the way that works: a validator quorum
+    assert "was submitted by another member" in foreign.stderr
+    assert f"dpki propose revoke|suspend|resume 0x{_cid(old).hex()}" in foreign.stderr
 
     assert run_cli("suspend", str(path), "--as", VENDOR, deployment=net).returncode == 0
     shown = run_cli("status", str(path), "--json", deployment=net)

@@ -4,6 +4,7 @@ device authentication decided by the ledger."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import signal
 import socket
 import socketserver
@@ -271,6 +272,8 @@ def test_gateway_relays_only_devices_the_ledger_trusts(
         for name in ("revoked", "suspended", "unknown"):
             answer = _through_gateway(node, port, name, server_files[0])
             assert isinstance(answer, str), (name, answer)
+        logged = node.dir / f"gateway-{via}.log"
+        wait_until(lambda: logged.read_text().count(" refused ") >= 3, 10, "three refusals")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
@@ -280,6 +283,15 @@ def test_gateway_relays_only_devices_the_ledger_trusts(
         log.close()
     output = (node.dir / f"gateway-{via}.log").read_text()
     assert f"device {node.ids['good'].hex()} admitted" in output
+    # every refusal names the certificate and what the ledger said about it (issue 12, item 6)
+    source = "chain" if via == "chain" else "inquiry"
+    for name, said in (
+        ("revoked", "revoked (keyCompromise)"),
+        ("suspended", "suspended (certificateHold)"),
+        ("unknown", "unknown"),
+    ):
+        cid = hashlib.sha256(node.devices[name].der).hexdigest()
+        assert f"certificate {cid} is {said} according to {source}" in output, output
     assert "Traceback" not in output
 
 

@@ -4,6 +4,7 @@ the chromium package when it is missing)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,4 +64,28 @@ def test_certificate_page_shows_status_endorsers_history_and_pem(
     shot = tmp_path / "page.png"
     chromium(tmp_path, f"{node.url}/ui/certificates/{cid}", f"--screenshot={shot}",
              "--window-size=1200,1000")  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_front_page_shows_the_consortium_searches_and_pages_without_script(
+    node: Node, tmp_path: Path
+) -> None:
+    """Every page works with JavaScript off: none carries a script or an event handler, and
+    links and forms do all the work (Chromium's --dump-dom and --screenshot need script
+    themselves, so the pages are loaded with it on and checked for any)."""
+    dom = chromium(tmp_path, f"{node.url}/?org=Vendor+A&limit=4", "--dump-dom")
+    assert "threshold 2 of 3 validators" in dom and "never voted" in dom
+    assert '<svg class="chart"' in dom and "<rect" in dom  # drawn by the server
+    assert "8 found; 1 to 4 shown" in dom and 'rel="next"' in dom
+    following = chromium(tmp_path, f"{node.url}/?org=Vendor+A&limit=4&offset=4", "--dump-dom")
+    assert "8 found; 5 to 8 shown" in following and 'rel="prev"' in following
+    cid = node.ids["suspended"].hex()
+    found = chromium(tmp_path, f"{node.url}/?id={cid[:16]}", "--dump-dom")
+    assert f"<code>{cid}</code>" in found  # the 16 digits the list shows lead to the page
+    missing = chromium(tmp_path, f"{node.url}/ui/certificates/{'cd' * 32}", "--dump-dom")
+    assert "no certificate" in missing and 'href="/"' in missing
+    for page in (dom, following, found, missing):
+        assert "<script" not in page and not re.search(r"\son[a-z]+=", page)
+    shot = tmp_path / "front.png"
+    chromium(tmp_path, f"{node.url}/", f"--screenshot={shot}", "--window-size=1200,1000")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -21,6 +21,7 @@ from eth_utils.abi import function_abi_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from dpki.chain.messages import explain
 from dpki.errors import CONTRACT_ERRORS, ChainError, ConfigError, ContractError
 from dpki.pki.codes import Status
 
@@ -244,7 +245,9 @@ def decode_revert(data: bytes | str | None, abi: ContractAbi | None = None) -> C
             args[key] = to_checksum_address(value)
     if name == "InvalidStatus":
         args["status"] = Status(args["status"])
-    return CONTRACT_ERRORS.get(name, ContractError)(args)
+    words = explain(name, args)
+    message = f"registry refused ({name}): {words}" if words else None
+    return CONTRACT_ERRORS.get(name, ContractError)(args, message)
 
 
 def hex_bytes(data: bytes | str | None) -> bytes | None:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dpki.chain.consortium import default_confirmations
-from dpki.commands._common import deployment_option, echo_json, json_option, load_deployment
+from dpki.commands._common import (
+    deployment_option,
+    echo_json,
+    json_option,
+    load_deployment,
+    metrics_options,
+    start_metrics,
+)
 from dpki.errors import ConfigError, ParseError
 from dpki.inquiry.store import DEFAULT_URL
 
@@ -56,6 +65,7 @@ def indexer() -> None:
 )
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Catch up to the head and exit.")
+@metrics_options
 @deployment_option
 @json_option
 def run(
@@ -64,6 +74,8 @@ def run(
     batch_blocks: int,
     poll: float,
     once: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     deployment_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -83,6 +95,7 @@ def run(
         confirmations=confirmations,
         batch_blocks=batch_blocks,
     )
+    exposed = start_metrics(idx.metrics, metrics_port, metrics_host)
 
     def show(result: StepResult) -> None:
         if result.events and not as_json:
@@ -108,6 +121,8 @@ def run(
         return
     click.echo(f"following {deployment.registry} into {store.safe_url}", err=True)
     idx.run(poll=poll, progress=show, stop=_stop_on_signals())
+    if exposed is not None:
+        exposed.stop()
 
 
 def _stop_on_signals() -> threading.Event:
@@ -245,6 +260,11 @@ def serve(
         max_head_age=max_head_age,
     )
     os.environ[CONFIG_ENV] = config.to_env()
+    shared = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # the workers pool their metrics in files (prometheus_client's multiprocess mode)
+        shared = tempfile.mkdtemp(prefix="dpki-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
     if follow and deployment is not None:
         from dpki.inquiry.indexer import Indexer
 
@@ -256,20 +276,24 @@ def serve(
         f"certificate {identity.cert_path})",
         err=True,
     )
-    uvicorn.run(
-        "dpki.inquiry.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        access_log=access_log,
-        log_level="warning",
-        timeout_keep_alive=5,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-    )
+    try:
+        uvicorn.run(
+            "dpki.inquiry.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            access_log=access_log,
+            log_level="warning",
+            timeout_keep_alive=5,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _check_port(host: str, port: int) -> None:

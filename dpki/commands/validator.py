@@ -13,7 +13,12 @@ from types import FrameType
 import click
 
 from dpki.chain.consortium import default_confirmations
-from dpki.commands._common import deployment_option, load_deployment
+from dpki.commands._common import (
+    deployment_option,
+    load_deployment,
+    metrics_options,
+    start_metrics,
+)
 from dpki.validator import Validator
 
 __all__ = ["COMMANDS"]
@@ -48,6 +53,7 @@ def validator() -> None:
     help="Encrypted keystore of the member.",
 )
 @click.option("--once", is_flag=True, help="Decide what is there now, then exit.")
+@metrics_options
 @deployment_option
 def run(
     org: str,
@@ -57,6 +63,8 @@ def run(
     state_path: Path | None,
     keystore: Path | None,
     once: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     deployment_path: Path | None,
 ) -> None:
     """Follow submissions and vote until SIGTERM or Ctrl-C."""
@@ -80,6 +88,7 @@ def run(
         confirmations=confirmations,
         batch_size=batch_size,
     )
+    exposed = start_metrics(node.metrics, metrics_port, metrics_host)
     if once:
         while node.step():
             pass
@@ -92,6 +101,8 @@ def run(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     node.run(stop, poll=poll)
+    if exposed is not None:
+        exposed.stop()
 
 
 COMMANDS: list[click.Command] = [validator]

@@ -50,6 +50,7 @@ from dpki.inquiry.models import (
 )
 from dpki.inquiry.ocsp import (
     MALFORMED_ANSWER,
+    OCSP_LABELS,
     OcspAnswer,
     OcspResponder,
     StatusIndex,
@@ -58,6 +59,7 @@ from dpki.inquiry.ocsp import (
 from dpki.inquiry.queries import MAX_OFFSET, MAX_PAGE, MAX_TEXT, BadQuery
 from dpki.inquiry.store import UNAVAILABLE, Store
 from dpki.inquiry.views import certificate_json, iso, summary_json
+from dpki.metrics import CONTENT_TYPE, ServeMetrics, exposition
 from dpki.pki.codes import reason_label
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
@@ -72,7 +74,13 @@ _BAD_ID = "a certificate id is 64 hex digits (sha256 of the DER, 0x optional)"
 _TEXT_PATTERN = r"^[^\x00]*$"
 #: the web form sends empty fields for what the user left out
 _FORM_ID_PATTERN = f"^({CERT_ID_PATTERN.removeprefix('^').removesuffix('$')})?$"
+#: the web search takes an id or its first digits (the list shows 16)
+_FORM_PREFIX_PATTERN = r"^(0[xX])?[0-9a-fA-F]{0,64}$"
 _TEXT: dict[str, Any] = {"max_length": MAX_TEXT, "pattern": _TEXT_PATTERN}
+OrgParam = Annotated[str | None, Query(description="organization (O), exact", **_TEXT)]
+SubjectParam = Annotated[str | None, Query(description="substring of the subject DN", **_TEXT)]
+OffsetParam = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 CertIdParam = Annotated[str, PathParam(pattern=CERT_ID_PATTERN, description=CERT_ID_DESCRIPTION)]
 
 Scope = MutableMapping[str, Any]
@@ -160,7 +168,7 @@ def _errors(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]]:
 
 
 class _Head:
-    """The chain head, asked at most once a second."""
+    """The chain head (number and time), asked at most once a second."""
 
     def __init__(self, rpc_url: str | None) -> None:
         self.rpc_url = rpc_url
@@ -220,6 +228,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     responder = OcspResponder(index, identity, validity=config.ocsp_validity)
     responder.refresh()
     head = _Head(config.rpc_url)
+    metrics = ServeMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -253,6 +262,9 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         # a node cut off from the majority (or stalled) has a head that stops moving: the
         # index may be level with it and still behind the network by this many seconds
         age = None if head.timestamp is None else max(0, int(time.time()) - head.timestamp)
+        lag_seconds = None
+        if head.timestamp is not None and checkpoint is not None:
+            lag_seconds = max(0, head.timestamp - checkpoint.timestamp)
         return {
             "ok": lag is not None
             and lag <= config.max_lag
@@ -261,6 +273,7 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             "indexed_block_time": iso(checkpoint.timestamp) if checkpoint else None,
             "chain_head": chain_head,
             "chain_head_age_seconds": age,
+            "lag_seconds": lag_seconds,
             "lag_blocks": lag,
             "certificates": len(index.by_id),
             "status_counts": store.counts(),
@@ -316,10 +329,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         responses=_errors(400, 503),
     )
     def list_certificates(
-        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
-        subject: Annotated[
-            str | None, Query(description="substring of the subject DN", **_TEXT)
-        ] = None,
+        org: OrgParam = None,
+        subject: SubjectParam = None,
         key: Annotated[
             str | None,
             Query(
@@ -328,8 +339,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
             ),
         ] = None,
         status: Annotated[StatusName | None, Query(description="current status")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="matches to skip")] = 0,
+        limit: LimitParam = 50,
+        offset: OffsetParam = 0,
     ) -> dict[str, Any]:
         key_hash = _norm_id(key) if key is not None else None
         total, rows = store.search(
@@ -407,6 +418,20 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     def responder_pem() -> PemResponse:
         return PemResponse(identity.pem.decode())
 
+    def overview() -> str:
+        checkpoint = store.checkpoint()
+        return web.overview_html(
+            web.Overview(
+                members=store.members(active_only=False),
+                threshold=int(store.get_meta("threshold") or 0),
+                last_votes=store.last_votes(),
+                counts=store.counts(),
+                indexed_block=checkpoint.number if checkpoint else None,
+                indexed_time=checkpoint.timestamp if checkpoint else None,
+                provisioned=store.provisioned(),
+            )
+        )
+
     @api.get(
         "/",
         summary="Web page: search by id, organization or subject",
@@ -422,26 +447,55 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     )
     def home(
         id: Annotated[
-            str | None, Query(description="a certificate id (or empty)", pattern=_FORM_ID_PATTERN)
+            str | None,
+            Query(
+                description="a certificate id or its first hex digits (or empty)",
+                pattern=_FORM_PREFIX_PATTERN,
+            ),
         ] = None,
-        org: Annotated[str | None, Query(description="organization (O), exact", **_TEXT)] = None,
-        subject: Annotated[
-            str | None, Query(description="substring of the subject DN", **_TEXT)
+        org: OrgParam = None,
+        subject: SubjectParam = None,
+        key: Annotated[
+            str | None,
+            Query(
+                description="sha256 of the SubjectPublicKeyInfo (or empty)",
+                pattern=_FORM_ID_PATTERN,
+            ),
         ] = None,
+        offset: OffsetParam = 0,
+        limit: LimitParam = web.PAGE_SIZE,
     ) -> HTMLResponse:
-        query = {k: v for k, v in (("id", id), ("org", org), ("subject", subject)) if v}
+        fields = (("id", id), ("org", org), ("subject", subject), ("key", key))
+        query = {k: v for k, v in fields if v}
+        if limit != web.PAGE_SIZE:
+            query["limit"] = str(limit)
+        prefix = id[2:].lower() if id and id[:2] in ("0x", "0X") else (id or "").lower()
+        total, rows = store.search(
+            org=org or None,
+            subject=subject or None,
+            key=_norm_id(key) if key else None,
+            id_prefix=prefix or None,
+            limit=limit,
+            offset=offset,
+        )
+        if prefix and total == 1 and offset == 0 and not (org or subject or key):
+            return HTMLResponse(
+                status_code=303, headers={"Location": f"/ui/certificates/{rows[0]['id']}"}
+            )
         error, status = None, 200
-        if id:
-            cid = _norm_id(id)
-            if store.certificate(cid):
-                return HTMLResponse(
-                    status_code=303, headers={"Location": f"/ui/certificates/{cid}"}
-                )
-            error, status = f"no certificate {cid} in the index", 404
-        total, rows = store.search(org=org or None, subject=subject or None, limit=100)
+        if prefix and total == 0:
+            shown = prefix if len(prefix) == 64 else prefix + "…"
+            error, status = f"no certificate {shown} in the index", 404
         names = members()
         page = web.search_page(
-            query, total, [summary_json(r, names) for r in rows], health(), error
+            query,
+            total,
+            [summary_json(r, names) for r in rows],
+            health(),
+            error,
+            offset=offset,
+            limit=limit,
+            overview=overview(),
         )
         return HTMLResponse(page, status_code=status)
 
@@ -454,6 +508,30 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     )
     def detail(cert_id: CertIdParam) -> HTMLResponse:
         return HTMLResponse(web.detail_page(certificate_record(cert_id)))
+
+    @api.get(
+        "/metrics",
+        summary="Prometheus metrics: requests, OCSP answers, index lag (text format)",
+        tags=["metrics"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    def get_metrics() -> Response:
+        observe_index()
+        return Response(exposition(metrics.registry), media_type=CONTENT_TYPE)
+
+    def observe_index() -> None:
+        """Set the index gauges from what the index and the chain say now."""
+        try:
+            body = health()
+        except UNAVAILABLE:  # the database is down: report what memory knows
+            body = {"indexed_block": None, "lag_blocks": None, "lag_seconds": None}
+            body["status_counts"] = {}
+        metrics.indexed_block.set(_or_minus_one(body["indexed_block"]))
+        metrics.lag_blocks.set(_or_minus_one(body["lag_blocks"]))
+        metrics.lag_seconds.set(_or_minus_one(body["lag_seconds"]))
+        for label in _STATUSES:
+            metrics.certificates.labels(label).set(body["status_counts"].get(label, 0))
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -492,7 +570,67 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return _OcspFront(api, responder)
+    ocsp_counts = {label: metrics.ocsp.labels(label) for label in OCSP_LABELS}
+    responder.answered = lambda label: ocsp_counts[label].inc()
+    return _Counted(_OcspFront(api, responder), metrics)
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def _endpoint(scope: Scope) -> str:
+    """Name a request by its route template (a bounded set of label values)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str):
+        return template
+    path: str = scope["path"]
+    if path == "/ocsp":
+        return "/ocsp"
+    if path.startswith("/ocsp/"):
+        return "/ocsp/{request}"
+    if path.startswith("/status/"):
+        return "/status/{cert_id}"
+    return "unmatched"
+
+
+class _Counted:
+    """Count every HTTP request by endpoint, method and status code."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: ServeMetrics
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._counters: dict[tuple[str, str, int], Any] = {}  # labels() costs a lock each
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            key = (_endpoint(scope), method, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(
+                    key[0], method, str(status)
+                )
+            counter.inc()
 
 
 class _OcspFront:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from dpki.chain.registry import Event, Registry
 from dpki.errors import ChainError, RpcUnavailable
 from dpki.inquiry.store import KEEP_BLOCKS, UNAVAILABLE, BlockRef, Store
+from dpki.metrics import IndexerMetrics
 
 __all__ = ["Indexer", "StepResult"]
 
@@ -63,6 +64,7 @@ class Indexer:
         *,
         confirmations: int = 0,
         batch_blocks: int = 5_000,
+        metrics: IndexerMetrics | None = None,
     ) -> None:
         if confirmations < 0:
             raise ValueError(f"confirmations must be >= 0, got {confirmations}")
@@ -71,6 +73,7 @@ class Indexer:
         self.deploy_block = deploy_block
         self.confirmations = confirmations
         self.batch_blocks = batch_blocks
+        self.metrics = metrics or IndexerMetrics()
         store.bind_registry(
             registry.chain_id, registry.address, deploy_block, genesis=registry.genesis_hash()
         )
@@ -97,6 +100,19 @@ class Indexer:
 
     def step(self) -> StepResult:
         """Check for a reorganization, then index the next block range (may be empty)."""
+        result = self._step()
+        m = self.metrics
+        m.events.inc(result.events)
+        if result.rolled_back_to is not None:
+            m.reorgs.inc()
+        reached = result.rolled_back_to if result.rolled_back_to is not None else result.to_block
+        if result.idle:
+            reached = result.from_block - 1
+        m.last_block.set(reached)
+        m.lag_blocks.set(max(0, result.head - reached))
+        return result
+
+    def _step(self) -> StepResult:
         head = self.registry.block_number()
         checkpoint = self.store.checkpoint()
         if checkpoint is not None:
@@ -190,6 +206,7 @@ class Indexer:
             except RETRIABLE as exc:
                 what = str(exc) if isinstance(exc, RpcUnavailable) else _db_error(exc)
                 log.warning("%s; retrying in %.1f s", what, delay)
+                self.metrics.errors.inc()
                 stop.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue

@@ -197,6 +197,9 @@ class Health(_Body):
         "does not answer"
     )
     lag_blocks: int | None
+    lag_seconds: int | None = Field(
+        description="seconds between the chain head's time and the indexed block's time"
+    )
     certificates: int
     status_counts: dict[str, int]
     refreshed_at: str | None = Field(description=_TIME)

@@ -50,11 +50,13 @@ from dpki.pki.x509 import spki_key_bits
 __all__ = [
     "MALFORMED",
     "MALFORMED_ANSWER",
+    "OCSP_LABELS",
     "CertState",
     "OcspAnswer",
     "OcspResponder",
     "ResponderIdentity",
     "StatusIndex",
+    "cert_status_label",
     "load_or_create_identity",
 ]
 
@@ -319,6 +321,21 @@ class StatusIndex:
         return max(found, key=lambda s: s.updated_at)
 
 
+#: what an answer can say: a certificate status, or the error it reports
+OCSP_LABELS = ("good", "revoked", "unknown", "malformed", "internal_error")
+
+
+def _ignore(_label: str) -> None:
+    pass
+
+
+def cert_status_label(state: CertState | None) -> str:
+    """Return the OCSP certificate status an answer gives: good, revoked or unknown."""
+    if state is None or state.status in (Status.PENDING, Status.NONE):
+        return "unknown"
+    return "good" if state.status == Status.ACTIVE else "revoked"
+
+
 class OcspResponder:
     """Answer DER OCSP requests from a :class:`StatusIndex`, signing with ``identity``."""
 
@@ -331,6 +348,8 @@ class OcspResponder:
         self._encoder = _Encoder(identity, validity)
         # request DER -> (answer, certificate id or None, re-sign after)
         self._cache: dict[bytes, tuple[OcspAnswer, str | None, float]] = {}
+        #: told what each answer said: good, revoked, unknown, malformed or internal_error
+        self.answered: Callable[[str], None] = _ignore
 
     def refresh(self) -> None:
         """Pick up index changes and forget the cached responses they make stale."""
@@ -350,6 +369,9 @@ class OcspResponder:
         """Return the OCSP answer for a DER request, with its times (never raises)."""
         cached = self._cache.get(request_der)
         if cached is not None and cached[2] > time.time():
+            # a status change empties the cache entry: the index has the status it was made for
+            known = None if cached[1] is None else self.index.by_id.get(cached[1])
+            self.answered(cert_status_label(known))
             return cached[0]
         try:
             request = ocsp.load_der_ocsp_request(request_der)
@@ -362,8 +384,10 @@ class OcspResponder:
                 if isinstance(ext.value, x509.OCSPNonce):
                     nonce = ext.value.nonce
         except Exception:  # whatever does not decode as RFC 6960 says
+            self.answered("malformed")
             return MALFORMED_ANSWER
         if algorithm.name not in ("sha1", "sha256"):
+            self.answered("malformed")
             return MALFORMED_ANSWER
         try:
             state = self.index.find(algorithm.name, name_hash, key_hash, serial)
@@ -371,7 +395,9 @@ class OcspResponder:
             der = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
         except Exception:
             log.exception("cannot build an OCSP response")
+            self.answered("internal_error")
             return INTERNAL_ERROR_ANSWER
+        self.answered(cert_status_label(state))
         answer = OcspAnswer(der, now, now + self.validity, nonce is not None)
         if nonce is None:
             if len(self._cache) >= _MAX_CACHE:

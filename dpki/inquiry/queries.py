@@ -93,6 +93,7 @@ class Queries:
         subject: str | None = None,
         key: str | None = None,
         status: int | None = None,
+        id_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[int, list[dict[str, Any]]]:
@@ -118,6 +119,10 @@ class Queries:
             where.append(c.c.key_hash == key)
         if status is not None:
             where.append(c.c.status == status)
+        if id_prefix is not None:  # ids are lowercase hex: no LIKE wildcard can be in one
+            if not all(ch in "0123456789abcdef" for ch in id_prefix):
+                return 0, []
+            where.append(c.c.id.startswith(id_prefix))
         cols = [col for col in c.c if col.name != "der"]
         with self.engine.connect() as db:
             total = db.scalar(sa.select(sa.func.count()).select_from(c).where(*where)) or 0
@@ -173,6 +178,38 @@ class Queries:
         with self.engine.connect() as db:
             rows = db.execute(sa.select(c.c.status, sa.func.count()).group_by(c.c.status)).all()
         return {Status(s).label: n for s, n in rows}
+
+    def last_votes(self) -> dict[str, dict[str, Any]]:
+        """Return each validator's latest vote (endorsement or rejection): block and time."""
+        v = votes_table
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(
+                    v.c.validator,
+                    sa.func.max(v.c.block_number).label("block"),
+                    sa.func.max(v.c.timestamp).label("timestamp"),
+                    sa.func.count().label("votes"),
+                ).group_by(v.c.validator)
+            ).all()
+        return {r.validator: dict(r._mapping) for r in rows}
+
+    def provisioned(self, buckets: int = 30) -> tuple[int, int, list[int]]:
+        """Return certificates submitted over time: (first time, bucket width in seconds,
+        count per bucket), ``buckets`` equal spans from the first submission to the last."""
+        c = certificates_table
+        with self.engine.connect() as db:
+            first, last = db.execute(
+                sa.select(sa.func.min(c.c.submitted_at), sa.func.max(c.c.submitted_at))
+            ).one()
+            if first is None:
+                return 0, 0, []
+            width = max(1, -(-(int(last) - int(first) + 1) // buckets))
+            slot = ((c.c.submitted_at - first) // width).label("slot")
+            rows = db.execute(sa.select(slot, sa.func.count()).group_by(slot)).all()
+        counts = [0] * buckets
+        for index, count in rows:
+            counts[min(int(index), buckets - 1)] += int(count)
+        return int(first), width, counts
 
     def event_count(self) -> int:
         """Return how many events the index holds."""
