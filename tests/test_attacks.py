@@ -618,7 +618,7 @@ def test_7_dpki_check_refuses_a_compromised_key(
     d1_id = activate(registry, nodes, a, d1)
     d2 = tmp_path / "d2.pem"
     d2.write_bytes(make_device(VENDOR, "D2-CHECK", key=d1.key).pem)
-    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (None, registry))
+    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (None, registry, None))
     before = CliRunner().invoke(check_module.check, [str(d2), "--org", VENDOR, "--json"])
     assert before.exit_code == 0, before.output
     registry.revoke(a, d1_id, KEY_COMPROMISE).wait()

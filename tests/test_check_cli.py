@@ -208,7 +208,7 @@ def test_ledger_lookup_seam(
     def ledger(certificate: x509.Certificate) -> list[IssuerCandidate]:
         return [IssuerCandidate(ca, active=active)] if certificate.issuer == ca.subject else []
 
-    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (ledger, None))
+    monkeypatch.setattr(check_module, "_ledger_lookup", lambda: (ledger, None, None))
     _, entries = as_json(cert("good_issued.pem"), "--at", AT)
     assert [v["code"] for v in entries[0]["violations"]] == codes  # type: ignore[attr-defined]
     # --issuer files are consulted alongside the ledger

@@ -57,7 +57,7 @@ def test_validator_metrics_count_decisions_by_outcome_and_code(
         assert value(before, "dpki_validator_pending_backlog") == 0
         good, impostor = tmp_path / "good.pem", tmp_path / "impostor.pem"
         good.write_bytes(make_device(VENDOR, "metrics-good").pem)
-        impostor.write_bytes(make_device(OPERATOR, "metrics-impostor").pem)  # O of another
+        impostor.write_bytes(make_device(OPERATOR + " Ltd", "metrics-impostor").pem)  # O not ours
         for path, extra in ((good, ()), (impostor, ("--skip-check",))):
             done = run_cli("submit", str(path), "--as", VENDOR, *extra, deployment=net)
             assert done.returncode == 0, done.stderr

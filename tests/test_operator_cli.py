@@ -272,17 +272,33 @@ def test_submit_says_why_a_certificate_was_rejected(
 ) -> None:
     dep = str(_session_deployment(tmp_path, chain, registry, deploy_block))
     impostor = tmp_path / "impostor.pem"
-    impostor.write_bytes(make_device("Operator B", "SN-IMPOSTOR").pem)
-    first = _run("submit", str(impostor), "--as", "Vendor A", "--skip-check", "--deployment", dep)
-    assert first.returncode == 0, first.stderr
-    for i in (1, 2):
-        node = Validator(registry, accounts[i], deploy_block=deploy_block,
-                         state_path=tmp_path / f"v{i}.json")  # fmt: skip
-        while node.step():
-            pass
-    again = _run("submit", str(impostor), "--as", "Vendor A", "--skip-check", "--deployment", dep)
-    assert again.returncode == 1
-    assert "rejected by the validators: ORG_MISMATCH" in again.stdout
+    impostor.write_bytes(make_device("Operator B Ltd", "SN-IMPOSTOR").pem)  # not a member
+    full = {k: v for k, v in os.environ.items() if k != "DPKI_DEPLOYMENT"}
+    args = ["submit", str(impostor), "--as", "Vendor A", "--skip-check", "--deployment", dep]
+    waiting = subprocess.Popen(
+        dpki_cmd(*args, "--wait", "--timeout", "60"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full,
+    )
+    nodes = [
+        Validator(
+            registry, accounts[i], deploy_block=deploy_block, state_path=tmp_path / f"v{i}.json"
+        )
+        for i in (1, 2)
+    ]
+    try:
+        while waiting.poll() is None:  # the validators decide while submit --wait waits
+            for node in nodes:
+                node.step()
+            time.sleep(0.2)
+        out, err = waiting.communicate(timeout=10)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 1, err
+    assert "rejected by the validators: ORG_MISMATCH" in out
 
 
 def test_renew_wait_and_cancel_and_empty_proposals(
@@ -347,6 +363,14 @@ COMMANDS = _leaves(main)
 # one bad input or usage per command (exit 2), run where there is no deployment file
 BAD_INPUT: dict[tuple[str, ...], list[str]] = {
     ("approve",): ["0", "--as", "X"],
+    ("authorizations",): [],
+    ("authorize-issuer",): ["nothing", "--as", "X"],
+    ("deauthorize-issuer",): ["nothing", "--as", "X"],
+    ("network", "init"): ["--engine", "geth-clique", "--org", "A=0x1234"],
+    ("propose", "authorize-issuer"): ["nothing", "--member", "0x1234", "--as", "X"],
+    ("propose", "deauthorize-issuer"): ["nothing", "--member", "0x1234", "--as", "X"],
+    ("settle",): ["nothing", "--as", "X"],
+    ("withdraw",): ["nothing", "--as", "X"],
     ("build",): ["--no-such-option"],
     ("cancel",): ["abc", "--as", "X"],
     ("check",): ["missing.pem"],
