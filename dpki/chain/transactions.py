@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
 from dpki.chain.rpc import RpcClient, RpcFailure
@@ -32,6 +33,9 @@ _NONCE_MESSAGES = (
     "replacement transaction underpriced",
     "replacement_underpriced",
 )
+#: what nodes answer when they already hold these very bytes (another process of the same
+#: member signed the same call with the same nonce and fees): the transaction is sent
+_ALREADY_HELD = ("already known", "already imported", "known transaction", "alreadyknown")
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,8 @@ class Transactions:
             if data:
                 raise decode_revert(data, self.abi)
             message = str(error.get("message", error))
+            if any(m in message.lower() for m in _ALREADY_HELD):
+                return keccak(raw)
             if any(m in message.lower() for m in _NONCE_MESSAGES):
                 raise NonceConflict(f"the node refused the transaction: {message}")
             raise ChainError(f"the node refused the transaction: {message}")
