@@ -444,6 +444,7 @@ def _names(draw: st.DrawFn) -> x509.Name:
     return x509.Name(rdns)
 
 
+@settings(deadline=None)  # the first examples build cryptography's name tables
 @given(_names())
 def test_dn_text_is_cryptographys_rfc4514_string(name: x509.Name) -> None:
     """dn() writes plain values itself (for speed): always what cryptography writes."""

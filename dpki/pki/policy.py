@@ -60,7 +60,6 @@ from dpki.errors import PolicyError
 from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.x509 import (
     CertificateFacts,
-    KeyFacts,
     dn,
     facts,
     key_facts,
@@ -278,8 +277,10 @@ def evaluate(
         # the signature could not be tried because of the key or algorithm: say that once
         del found["BAD_SIGNATURE"]
 
+    if not found:
+        return Verdict(ok=True, violations=(), facts=f)
     violations = tuple(Violation(code, found[code]) for code in REJECTION_REASONS if code in found)
-    return Verdict(ok=not violations, violations=violations, facts=f)
+    return Verdict(ok=False, violations=violations, facts=f)
 
 
 # -- rules ------------------------------------------------------------------------------
@@ -339,11 +340,11 @@ def _check_issuer(
 def _check_organization(
     f: CertificateFacts, organization: str | None, found: dict[str, str]
 ) -> None:
-    if organization is None:
+    if organization is None or not f.subject_organizations:
         return
-    wanted = normalize_organization(organization)
+    wanted = _normalized(organization)
     for value in f.subject_organizations:
-        got = normalize_organization(value)
+        got = _normalized(value)
         if got is not None and got != wanted:
             found["ORG_MISMATCH"] = (
                 f"got a self-signed certificate with subject O={got!r}; want the "
@@ -390,7 +391,7 @@ def _check_validity(
 
 
 def _check_key(f: CertificateFacts, policy: Policy, found: dict[str, str]) -> None:
-    problem = _key_problem(f.key, policy)
+    problem = _key_problem(f.key_algorithm, f.key_size, f.key_curve, policy)
     if problem is not None:
         found["WEAK_KEY"] = f"got {problem[0]}; want {problem[1]}"
     if f.key_explicit_parameters:
@@ -400,16 +401,17 @@ def _check_key(f: CertificateFacts, policy: Policy, found: dict[str, str]) -> No
         )
 
 
-def _key_problem(key: KeyFacts, policy: Policy) -> tuple[str, str] | None:
-    """Return (got, want) when ``key`` breaks the key rules, None when it keeps them."""
-    algorithm = key.algorithm
+def _key_problem(
+    algorithm: str, size: int | None, curve: str | None, policy: Policy
+) -> tuple[str, str] | None:
+    """Return (got, want) when a key breaks the key rules, None when it keeps them."""
     if algorithm not in policy.allowed_key_algorithms:
         return f"a {algorithm} key", f"one of {', '.join(sorted(policy.allowed_key_algorithms))}"
-    if algorithm == "RSA" and (key.size or 0) < policy.min_rsa_bits:
-        return f"a {key.size}-bit RSA key", f"at least {policy.min_rsa_bits} bits"
-    if algorithm == "EC" and key.curve not in policy.allowed_curves:
+    if algorithm == "RSA" and (size or 0) < policy.min_rsa_bits:
+        return f"a {size}-bit RSA key", f"at least {policy.min_rsa_bits} bits"
+    if algorithm == "EC" and curve not in policy.allowed_curves:
         allowed = ", ".join(sorted(policy.allowed_curves))
-        return f"an EC key on curve {key.curve}", f"one of {allowed}"
+        return f"an EC key on curve {curve}", f"one of {allowed}"
     return None
 
 
@@ -418,7 +420,7 @@ def _check_issuer_key(issuer: x509.Certificate, policy: Policy, found: dict[str,
     key = key_facts(issuer)
     if key is None:  # it verified a signature, so it decodes; never expected
         return
-    problem = _key_problem(key, policy)
+    problem = _key_problem(key.algorithm, key.size, key.curve, policy)
     if problem is None and key.explicit_parameters:
         problem = (f"an EC key on {key.curve} given by explicit parameters", "a named curve")
     if problem is not None:
@@ -483,6 +485,12 @@ def authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
     except _EXTENSION_ERRORS:
         return None
     return aki.key_identifier
+
+
+@lru_cache(maxsize=256)
+def _normalized(organization: str) -> str | None:
+    """Return normalize_organization(organization), kept for the names seen most."""
+    return normalize_organization(organization)
 
 
 def _usages(usages: frozenset[str]) -> str:

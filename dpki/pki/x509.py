@@ -30,7 +30,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from functools import lru_cache
+from typing import Final, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -50,6 +51,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from dpki.errors import ParseError
+from dpki.pki.der import (
+    ExtensionFacts,
+    Layout,
+    Unsupported,
+    read_extensions,
+    read_layout,
+    read_name,
+)
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -448,9 +457,106 @@ def facts(
 ) -> CertificateFacts:
     """Decode what the policy needs from ``certificate``; raise ParseError on bad parts.
 
-    Pass ``der`` when the original bytes are at hand (it saves a re-encoding); the
+    Pass ``der``, the bytes ``certificate`` was loaded from, when they are at hand: common
+    certificates are then read from them directly (:mod:`dpki.pki.der`), and the others,
+    and every error, through ``cryptography``'s objects, with the same results. The
     signature of a self-issued certificate is verified here, once.
     """
+    if der is not None:
+        found = _facts_from_der(certificate, der)
+        if found is not None:
+            return found
+    return _facts_via_cryptography(certificate, der=der, name=name)
+
+
+def _facts_from_der(cert: x509.Certificate, der: bytes) -> CertificateFacts | None:
+    """Return the facts read by :mod:`dpki.pki.der`, or None: take the reference path.
+
+    Names or extensions of a shape the reader does not know are read through cryptography's
+    objects, as the reference path reads them; any error (or a certificate that is not v3)
+    gives None, so the reference path decides, and words, every error.
+    """
+    try:
+        layout = read_layout(der)
+        try:
+            names = _names(layout)
+        except Unsupported:
+            names = _names_via_cryptography(cert, layout.issuer, layout.subject)
+        start, end = layout.extensions
+        try:
+            extensions: ExtensionFacts | _ExtensionFacts = (
+                read_extensions(der, start, end) if end else _NO_EXTENSIONS
+            )
+        except Unsupported:
+            extensions = _ExtensionFacts(cert.extensions)
+        algorithm = _signature_algorithm(cert, layout.signature_algorithm)
+        if algorithm is None:
+            return None
+        signature_algorithm, hash_algorithm, parameters = algorithm
+        validity = cert.not_valid_before_utc, cert.not_valid_after_utc
+        key, description = _key_facts(cert, "input")
+        self_signature_valid: bool | None = None
+        if names[4] and key is not None:  # self-issued
+            self_signature_valid = _verify_with_key(
+                cert, key, hash_algorithm, tbs=layout.tbs, parameters=parameters
+            )
+        signature = signature_algorithm, None if hash_algorithm is None else hash_algorithm.name
+        return _assemble(
+            cert, der, 3, names, extensions, layout.spki, description, validity, signature,
+            self_signature_valid,
+        )  # fmt: skip
+    except Unsupported:
+        return None
+    except BaseException as exc:
+        _reraise_interrupts(exc)
+        return None
+
+
+#: subject text, its O values, its CN values, issuer text, self-issued
+_Names: TypeAlias = tuple[str, tuple[str, ...], tuple[str, ...], str, bool]
+
+
+def _names(layout: Layout) -> _Names:
+    """Return the names read from DER."""
+    subject, organizations, common_names, pairs = read_name(layout.subject)
+    if layout.issuer == layout.subject:
+        return subject, organizations, common_names, subject, True
+    # cryptography compares (type, value) pairs: the string types may differ
+    issuer, _, _, issuer_pairs = read_name(layout.issuer)
+    return subject, organizations, common_names, issuer, issuer_pairs == pairs
+
+
+_NO_EXTENSIONS: Final = ExtensionFacts((), None, None, False, None, False, (), None, None)
+_SignatureAlgorithm: TypeAlias = tuple[str, hashes.HashAlgorithm | None, object]
+#: signature AlgorithmIdentifier (as encoded) -> what cryptography makes of it
+_SIGNATURE_ALGORITHMS: dict[bytes, _SignatureAlgorithm] = {}
+
+
+def _signature_algorithm(cert: x509.Certificate, encoded: bytes) -> _SignatureAlgorithm | None:
+    """Return (dotted OID, hash, parameters) of ``cert``'s signature algorithm, or None.
+
+    A pure function of the encoded AlgorithmIdentifier, so it is kept per encoding; None
+    (the reference path decides) when cryptography does not know the algorithm.
+    """
+    found = _SIGNATURE_ALGORITHMS.get(encoded)
+    if found is None:
+        try:
+            found = (
+                cert.signature_algorithm_oid.dotted_string,
+                cert.signature_hash_algorithm,
+                cert.signature_algorithm_parameters,
+            )
+        except (UnsupportedAlgorithm, ValueError, TypeError):
+            return None
+        if len(_SIGNATURE_ALGORITHMS) < 256:
+            _SIGNATURE_ALGORITHMS[encoded] = found
+    return found
+
+
+def _facts_via_cryptography(
+    certificate: x509.Certificate, *, der: bytes | None = None, name: str = "input"
+) -> CertificateFacts:
+    """Decode the facts through cryptography's objects: the reference path of :func:`facts`."""
     cert = certificate
     try:
         if der is None:
@@ -460,14 +566,7 @@ def facts(
         not_after = cert.not_valid_after_utc
         extensions = _ExtensionFacts(cert.extensions)
         raw_issuer, raw_subject, spki = _tbs_parts(der)
-        subject_name = cert.subject
-        subject, organizations, common_names = name_facts(subject_name)
-        if raw_issuer == raw_subject:  # equal encodings are equal names: decode once
-            self_issued, issuer = True, subject
-        else:  # cryptography compares values (string types may differ)
-            issuer_name = cert.issuer
-            self_issued = issuer_name == subject_name
-            issuer = dn(issuer_name)
+        names = _names_via_cryptography(cert, raw_issuer, raw_subject)
     except (*_DECODE_ERRORS, IndexError) as exc:
         raise ParseError(
             f"{name}: got a certificate whose fields do not decode ({_describe(exc)}); "
@@ -491,17 +590,50 @@ def facts(
             f"({_describe(exc)}); want well-formed AlgorithmIdentifier parameters"
         ) from None
 
-    key, key_algorithm, key_size, key_curve = _key_facts(cert, name)
+    key, description = _key_facts(cert, name)
 
     self_signature_valid: bool | None = None
-    if self_issued and key is not None and hash_known:
+    if names[4] and key is not None and hash_known:  # self-issued
         self_signature_valid = _verify_with_key(cert, key, hash_algorithm)
 
+    return _assemble(
+        cert, der, version.value + 1, names, extensions, spki, description,
+        (not_before, not_after), (signature_algorithm, signature_hash), self_signature_valid,
+    )  # fmt: skip
+
+
+def _names_via_cryptography(
+    cert: x509.Certificate, raw_issuer: bytes, raw_subject: bytes
+) -> _Names:
+    """Return the names read through cryptography's objects."""
+    subject_name = cert.subject
+    subject, organizations, common_names = name_facts(subject_name)
+    if raw_issuer == raw_subject:  # equal encodings are equal names: decode once
+        return subject, organizations, common_names, subject, True
+    issuer_name = cert.issuer  # cryptography compares values (string types may differ)
+    return subject, organizations, common_names, dn(issuer_name), issuer_name == subject_name
+
+
+def _assemble(
+    cert: x509.Certificate,
+    der: bytes,
+    version: int,
+    names: _Names,
+    extensions: ExtensionFacts | _ExtensionFacts,
+    spki: bytes,
+    key: _KeyDescription,
+    validity: tuple[datetime, datetime],
+    signature: tuple[str, str | None],
+    self_signature_valid: bool | None,
+) -> CertificateFacts:
+    """Put the facts read by either path together."""
+    subject, organizations, common_names, issuer, self_issued = names
+    key_algorithm, key_size, key_curve = key
     return CertificateFacts(
         id=hashlib.sha256(der).hexdigest(),
         der=der,
         certificate=cert,
-        version=version.value + 1,
+        version=version,
         subject=subject,
         issuer=issuer,
         subject_organization=organizations[0] if organizations else None,
@@ -521,20 +653,25 @@ def facts(
         critical_extensions=extensions.critical,
         subject_key_identifier=extensions.subject_key_identifier,
         authority_key_identifier=extensions.authority_key_identifier,
-        not_before=not_before,
-        not_after=not_after,
-        signature_algorithm=signature_algorithm,
-        signature_hash=signature_hash,
+        not_before=validity[0],
+        not_after=validity[1],
+        signature_algorithm=signature[0],
+        signature_hash=signature[1],
         self_issued=self_issued,
         self_signature_valid=self_signature_valid,
     )
 
 
+@lru_cache(maxsize=1024)
 def key_facts(certificate: x509.Certificate) -> KeyFacts | None:
-    """Return the facts of ``certificate``'s public key (None: it does not decode)."""
+    """Return the facts of ``certificate``'s public key (None: it does not decode).
+
+    Kept for the most recent certificates asked about: issuers are asked about again and
+    again.
+    """
     try:
         spki = _tbs_parts(certificate.public_bytes(_DER))[2]
-        _, algorithm, size, curve = _key_facts(certificate, "issuer")
+        _, (algorithm, size, curve) = _key_facts(certificate, "issuer")
     except (*_DECODE_ERRORS, IndexError, ParseError):
         return None
     return KeyFacts(algorithm, size, curve, _explicit_ec_parameters(spki))
@@ -551,11 +688,17 @@ def verifies_under(certificate: x509.Certificate, issuer: x509.Certificate) -> b
     try:
         if certificate.issuer != issuer.subject:
             return None
-        key = issuer.public_key()
+        key = _public_key(issuer)
         hash_algorithm = certificate.signature_hash_algorithm
     except (*_DECODE_ERRORS, IndexError):
         return None
     return _verify_with_key(certificate, key, hash_algorithm)
+
+
+@lru_cache(maxsize=1024)
+def _public_key(certificate: x509.Certificate) -> PublicKeyTypes:
+    """Return ``certificate.public_key()``, kept for the issuers asked about most recently."""
+    return certificate.public_key()
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -642,51 +785,64 @@ def _general_name(name: x509.GeneralName) -> str:
     return f"unknown:{name!r}"  # pragma: no cover - cryptography has no other kinds
 
 
-def _key_facts(
-    cert: x509.Certificate, name: str
-) -> tuple[PublicKeyTypes | None, str, int | None, str | None]:
+#: a key's algorithm, size in bits and curve name (see CertificateFacts)
+_KeyDescription: TypeAlias = tuple[str, int | None, str | None]
+
+
+def _key_facts(cert: x509.Certificate, name: str) -> tuple[PublicKeyTypes | None, _KeyDescription]:
+    """Return ``cert``'s public key (None: it cannot verify) and its description."""
     try:
         key = cert.public_key()
     except UnsupportedAlgorithm:
-        return None, f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None
+        return None, (f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None)
     except (ValueError, TypeError) as exc:
         raise ParseError(
             f"{name}: got a SubjectPublicKeyInfo that does not decode ({_describe(exc)}); "
             "want a well-formed public key"
         ) from None
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return key, "EC", key.curve.key_size, key.curve.name
+        curve = key.curve
+        return key, ("EC", curve.key_size, curve.name)
     if isinstance(key, rsa.RSAPublicKey):
-        return key, "RSA", key.key_size, None
+        return key, ("RSA", key.key_size, None)
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return key, "Ed25519", 256, None
+        return key, ("Ed25519", 256, None)
     if isinstance(key, ed448.Ed448PublicKey):
-        return key, "Ed448", 456, None
+        return key, ("Ed448", 456, None)
     if isinstance(key, dsa.DSAPublicKey):
-        return key, "DSA", key.key_size, None
+        return key, ("DSA", key.key_size, None)
     if isinstance(key, x25519.X25519PublicKey):
-        return None, "X25519", 256, None
+        return None, ("X25519", 256, None)
     if isinstance(key, x448.X448PublicKey):
-        return None, "X448", 448, None
-    return None, f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None
+        return None, ("X448", 448, None)
+    return None, (f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None)
 
 
 def _verify_with_key(
-    cert: x509.Certificate, key: PublicKeyTypes, hash_algorithm: hashes.HashAlgorithm | None
+    cert: x509.Certificate,
+    key: PublicKeyTypes,
+    hash_algorithm: hashes.HashAlgorithm | None,
+    *,
+    tbs: bytes | None = None,
+    parameters: object = None,
 ) -> bool | None:
     """Verify ``cert``'s signature with an already loaded key (what verifies_under does).
 
-    ``None``: the key does not fit the signature algorithm, or it is not supported.
+    ``tbs`` and ``parameters``, when given, are ``cert``'s TBSCertificate as encoded and
+    its signature algorithm parameters (read once by the caller). ``None``: the key does
+    not fit the signature algorithm, or it is not supported.
     """
-    signature, tbs = cert.signature, cert.tbs_certificate_bytes
+    signature = cert.signature
+    if tbs is None:
+        tbs = cert.tbs_certificate_bytes
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            params = cert.signature_algorithm_parameters
+            params = cert.signature_algorithm_parameters if parameters is None else parameters
             if not isinstance(params, ec.ECDSA):
                 return None
             key.verify(signature, tbs, params)
         elif isinstance(key, rsa.RSAPublicKey):
-            params = cert.signature_algorithm_parameters
+            params = cert.signature_algorithm_parameters if parameters is None else parameters
             if not isinstance(params, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
                 return None
             key.verify(signature, tbs, params, hash_algorithm)
