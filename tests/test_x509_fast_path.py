@@ -32,15 +32,11 @@ from hypothesis import strategies as st
 
 from dpki.dev.devices import make_ca, make_device
 from dpki.errors import ParseError
-from dpki.pki import der as fast
+from dpki.pki.der import Unsupported, read_layout
+from dpki.pki.extensions import _basic_constraints
+from dpki.pki.facts import CertificateFacts, _facts_from_der, _facts_via_cryptography
 from dpki.pki.policy import StaticIssuers, evaluate
-from dpki.pki.x509 import (
-    CertificateFacts,
-    _facts_from_der,
-    _facts_via_cryptography,
-    load_certificate,
-    split_der,
-)
+from dpki.pki.x509 import load_certificate, split_der
 
 CERTS = Path(__file__).resolve().parent / "certs"
 AT = datetime(2025, 6, 1, tzinfo=UTC)
@@ -89,7 +85,7 @@ def compare(der: bytes) -> bool:
     for name in _FIELDS:
         assert getattr(got, name) == getattr(want, name), name
     assert got == want
-    layout = fast.read_layout(der)
+    layout = read_layout(der)
     assert layout.tbs == certificate.tbs_certificate_bytes  # what the signature covers
     for with_issuers in (False, True):
         assert _verdict(got, with_issuers) == _verdict(want, with_issuers)
@@ -148,7 +144,7 @@ def test_cryptography_vectors_agree() -> None:
 
 def _region(der: bytes) -> tuple[int, int]:
     """Return where the names, key and extensions are: flips there reach the fast reader."""
-    layout = fast.read_layout(der)
+    layout = read_layout(der)
     return der.index(layout.issuer), der.index(layout.tbs) + len(layout.tbs)
 
 
@@ -461,7 +457,7 @@ def test_minted_devices_and_cas_take_the_fast_path() -> None:
     ids=["end-entity", "ca", "ca-path-length"],
 )
 def test_basic_constraints_forms(value: bytes) -> None:
-    assert fast._basic_constraints(value)[0] == (value != b"\x30\x00")
+    assert _basic_constraints(value)[0] == (value != b"\x30\x00")
 
 
 @pytest.mark.parametrize(
@@ -474,5 +470,5 @@ def test_basic_constraints_forms(value: bytes) -> None:
     ],
 )
 def test_other_basic_constraints_take_the_reference_path(value: bytes) -> None:
-    with pytest.raises(fast.Unsupported):
-        fast._basic_constraints(value)
+    with pytest.raises(Unsupported):
+        _basic_constraints(value)
