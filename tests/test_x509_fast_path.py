@@ -237,8 +237,10 @@ _NOT_AFTER = [
     datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),  # no expiry
     datetime(2024, 1, 1, tzinfo=UTC),  # expired at AT
 ]
+_Key = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 _P256 = ec.generate_private_key(ec.SECP256R1())
 _ED25519 = ed25519.Ed25519PrivateKey.generate()
+_KEYS: list[_Key] = [_P256, _ED25519]
 _PRINTABLE = "ABCXYZabcxyz0189 '()+,-./:=?"
 _VALUES = st.one_of(
     st.text(min_size=1, max_size=10),
@@ -252,7 +254,7 @@ _STRING_TYPES = {
     _ASN1Type.PrintableString: st.text(alphabet=_PRINTABLE, min_size=1, max_size=8),
     _ASN1Type.IA5String: st.text(alphabet=st.characters(max_codepoint=127), min_size=1),
     _ASN1Type.BMPString: st.text(
-        alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), min_size=1
+        alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"]), min_size=1
     ),
     _ASN1Type.T61String: st.text(alphabet=st.characters(max_codepoint=255), min_size=1),
 }
@@ -336,7 +338,7 @@ def _certificates(draw: st.DrawFn) -> bytes:
         issuer = x509.Name(
             [x509.NameAttribute(a.oid, str(a.value), _ASN1Type.UTF8String) for a in ca.subject]
         )
-    key = draw(st.sampled_from([_P256, _ED25519]))
+    key = draw(st.sampled_from(_KEYS))
     extensions: list[tuple[x509.ExtensionType, bool]] = []
     if draw(st.booleans()):
         is_ca = draw(st.booleans())
@@ -378,8 +380,8 @@ def _certificates(draw: st.DrawFn) -> bytes:
 def _build(
     subject: x509.Name,
     issuer: x509.Name,
-    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
-    sign_with: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    key: _Key,
+    sign_with: _Key,
     *,
     serial: int = 1,
     not_after: datetime = _NOT_AFTER[0],
