@@ -154,21 +154,23 @@ def _facts_from_der(cert: x509.Certificate, der: bytes) -> CertificateFacts | No
     """
     try:
         layout = read_layout(der)
-        try:
-            names = _names(layout)
-        except Unsupported:
-            names = _names_via_cryptography(cert, layout.issuer, layout.subject)
-        start, end = layout.extensions
-        try:
-            extensions = read_extensions(der, start, end) if end else NO_EXTENSIONS
-        except Unsupported:
-            extensions = extension_facts(cert.extensions)
         algorithm = signature_algorithm_of(cert, layout.signature_algorithm)
         if algorithm is None:
             return None
         signature_algorithm, hash_algorithm, parameters = algorithm
         validity = cert.not_valid_before_utc, cert.not_valid_after_utc
         key, description = key_description(cert, "input")
+        # last, the parts that may be read through cryptography's objects (which may warn),
+        # in the reference path's order: a certificate it has to decide leaves before them
+        start, end = layout.extensions
+        try:
+            extensions = read_extensions(der, start, end) if end else NO_EXTENSIONS
+        except Unsupported:
+            extensions = extension_facts(cert.extensions)
+        try:
+            names = _names(layout)
+        except Unsupported:
+            names = _names_via_cryptography(cert, layout.issuer, layout.subject)
         self_signature_valid: bool | None = None
         if names[4] and key is not None:  # self-issued
             self_signature_valid = verify_with_key(
