@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -100,6 +100,32 @@ def _public_key(certificate: x509.Certificate) -> PublicKeyTypes:
     return certificate.public_key()
 
 
+#: the kind of each public key class seen (isinstance on cryptography's ABCs is slow)
+_KINDS: dict[type, str] = {}
+
+
+def _kind(key: PublicKeyTypes) -> str:
+    """Return ``EC``, ``RSA``, ``Ed25519``, ``Ed448``, ``DSA``, ``X25519``, ``X448`` or ``""``."""
+    kind = _KINDS.get(type(key))
+    if kind is None:
+        kinds = (
+            (ec.EllipticCurvePublicKey, "EC"),
+            (rsa.RSAPublicKey, "RSA"),
+            (ed25519.Ed25519PublicKey, "Ed25519"),
+            (ed448.Ed448PublicKey, "Ed448"),
+            (dsa.DSAPublicKey, "DSA"),
+            (x25519.X25519PublicKey, "X25519"),
+            (x448.X448PublicKey, "X448"),
+        )
+        kind = next((name for cls, name in kinds if isinstance(key, cls)), "")
+        _KINDS[type(key)] = kind
+    return kind
+
+
+#: the size in bits of the keys whose kind says it
+_SIZES: Final = {"Ed25519": 256, "Ed448": 456, "X25519": 256, "X448": 448}
+
+
 def key_description(
     cert: x509.Certificate, name: str
 ) -> tuple[PublicKeyTypes | None, KeyDescription]:
@@ -113,21 +139,16 @@ def key_description(
             f"{name}: got a SubjectPublicKeyInfo that does not decode ({describe(exc)}); "
             "want a well-formed public key"
         ) from None
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        curve = key.curve
+    kind = _kind(key)
+    if kind == "EC":
+        curve = cast(ec.EllipticCurvePublicKey, key).curve
         return key, ("EC", curve.key_size, curve.name)
-    if isinstance(key, rsa.RSAPublicKey):
-        return key, ("RSA", key.key_size, None)
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return key, ("Ed25519", 256, None)
-    if isinstance(key, ed448.Ed448PublicKey):
-        return key, ("Ed448", 456, None)
-    if isinstance(key, dsa.DSAPublicKey):
-        return key, ("DSA", key.key_size, None)
-    if isinstance(key, x25519.X25519PublicKey):
-        return None, ("X25519", 256, None)
-    if isinstance(key, x448.X448PublicKey):
-        return None, ("X448", 448, None)
+    if kind in ("RSA", "DSA"):
+        return key, (kind, cast(rsa.RSAPublicKey | dsa.DSAPublicKey, key).key_size, None)
+    if kind in ("Ed25519", "Ed448"):
+        return key, (kind, _SIZES[kind], None)
+    if kind:  # X25519, X448: key agreement keys, they verify nothing
+        return None, (kind, _SIZES[kind], None)
     return None, (f"unsupported:{cert.public_key_algorithm_oid.dotted_string}", None, None)
 
 
@@ -148,25 +169,26 @@ def verify_with_key(
     signature = cert.signature
     if tbs is None:
         tbs = cert.tbs_certificate_bytes
+    kind = _kind(key)
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
+        if kind == "EC":
             params = cert.signature_algorithm_parameters if parameters is None else parameters
             if not isinstance(params, ec.ECDSA):
                 return None
-            key.verify(signature, tbs, params)
-        elif isinstance(key, rsa.RSAPublicKey):
+            cast(ec.EllipticCurvePublicKey, key).verify(signature, tbs, params)
+        elif kind == "RSA":
             params = cert.signature_algorithm_parameters if parameters is None else parameters
             if not isinstance(params, padding.PKCS1v15 | padding.PSS) or hash_algorithm is None:
                 return None
-            key.verify(signature, tbs, params, hash_algorithm)
-        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            cast(rsa.RSAPublicKey, key).verify(signature, tbs, params, hash_algorithm)
+        elif kind in ("Ed25519", "Ed448"):
             if hash_algorithm is not None:
                 return None
-            key.verify(signature, tbs)
-        elif isinstance(key, dsa.DSAPublicKey):
+            cast(ed25519.Ed25519PublicKey | ed448.Ed448PublicKey, key).verify(signature, tbs)
+        elif kind == "DSA":
             if hash_algorithm is None:
                 return None
-            key.verify(signature, tbs, hash_algorithm)
+            cast(dsa.DSAPublicKey, key).verify(signature, tbs, hash_algorithm)
         else:
             return None
     except InvalidSignature:
