@@ -135,15 +135,18 @@ def cert_fields(der: bytes) -> dict[str, Any]:
     return out
 
 
+#: json.dumps(..., sort_keys=True) without building an encoder per call (the same text)
+_ARGS_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
 def args_json(args: dict[str, Any]) -> str:
     """Return event arguments as JSON (bytes as 0x hex, the DER left out)."""
-    return json.dumps(
+    return _ARGS_ENCODER.encode(
         {
-            k: ("0x" + bytes(v).hex() if isinstance(v, bytes | bytearray) else v)
+            k: ("0x" + v.hex() if isinstance(v, bytes | bytearray) else v)
             for k, v in args.items()
             if k != "der"
-        },
-        sort_keys=True,
+        }
     )
 
 

@@ -12,11 +12,14 @@ together with the checkpoint, so a crash leaves either all of a range or none of
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dpki.chain.abi import Event
 from dpki.errors import ConfigError
@@ -67,6 +70,8 @@ __all__ = [
     "ocsp_hashes",
 ]
 
+log = logging.getLogger("dpki.index")
+
 #: recent blocks whose hashes the index keeps, events or not: the deepest reorganization it
 #: can follow without reading everything again
 KEEP_BLOCKS = 256
@@ -83,8 +88,11 @@ class Store(Queries):
             self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         except Exception as exc:
             raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+        self._checkpoints: _Checkpoints | None = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _no_automatic_checkpoints)
+            self._checkpoints = _Checkpoints(self.engine)
         if create:
             create_schema(self.engine, self.safe_url)
 
@@ -94,7 +102,9 @@ class Store(Queries):
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (after the WAL checkpoint in progress, if any)."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
 
     @staticmethod
@@ -157,7 +167,12 @@ class Store(Queries):
         One transaction: either all of it lands or none of it.
         """
         with self.engine.begin() as db:
-            revision = int(self.get_meta("revision", db) or 0) + 1
+            if db.dialect.name == "postgresql":
+                # as SQLite's synchronous=NORMAL: a server crash may forget the newest ranges
+                # (whole, with their checkpoint, so they are read again), never half of one
+                db.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            meta = self._meta_values(db, ("revision", "pruned_below"))
+            revision = int(meta.get("revision") or 0) + 1
             cert_ids = {hex_id(e.args["certId"]) for e in events if e.name in CERT_EVENTS}
             rows = self._load_rows(db, cert_ids)
             times = {number: block.timestamp for number, block in blocks.items()}
@@ -165,19 +180,26 @@ class Store(Queries):
             _insert_many(db, events_table, batch.events)
             fresh = [r for r in rows.values() if r.new]
             self._resolve_issuers(db, fresh)
+            self._adopt_orphans(db, fresh, revision)  # before the fresh rows are in the table
             self._write_rows(db, rows)
-            self._adopt_orphans(db, fresh, revision)
             _insert_many(db, votes_table, batch.votes)
             _insert_many(db, history_table, batch.history)
             if batch.members_changed:
                 self._rebuild_members(db)
             self._save_blocks(db, [*blocks.values(), checkpoint])
-            self._prune_blocks(db, checkpoint.number - KEEP_BLOCKS)
-            self._set_meta(
-                db, "checkpoint", f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
+            updates = {
+                "checkpoint": f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
+            }
+            pruned = self._prune_blocks(
+                db, checkpoint.number - KEEP_BLOCKS, int(meta.get("pruned_below") or 0)
             )
+            if pruned is not None:
+                updates["pruned_below"] = str(pruned)
             if any(r.dirty for r in rows.values()):
-                self._set_meta(db, "revision", str(revision))
+                updates["revision"] = str(revision)
+            _upsert_meta(db, updates)
+        if self._checkpoints is not None:
+            self._checkpoints.request()
         return len(events)
 
     def rollback_to(self, ancestor: BlockRef | None, deploy_block: int) -> int:
@@ -217,6 +239,8 @@ class Store(Queries):
                 )
             self._set_meta(db, "revision", str(revision))
             self._set_meta(db, "reorgs", str(int(self.get_meta("reorgs", db) or 0) + 1))
+        if self._checkpoints is not None:
+            self._checkpoints.request()
         return len(gone)
 
     def _rebuild_certs(self, db: sa.Connection, cert_ids: set[str], revision: int) -> None:
@@ -265,14 +289,21 @@ class Store(Queries):
 
     def _load_rows(self, db: sa.Connection, cert_ids: Iterable[str]) -> dict[str, CertRow]:
         ids = list(cert_ids)
-        out: dict[str, CertRow] = {}
+        if not ids:
+            return {}
         cols = [certificates_table.c.id, *(certificates_table.c[k] for k in MUTABLE)]
-        for start in range(0, len(ids), 500):
-            for r in db.execute(
-                sa.select(*cols).where(certificates_table.c.id.in_(ids[start : start + 500]))
-            ):
-                out[r.id] = CertRow(dict(r._mapping))
-        return out
+        return {
+            r.id: CertRow(dict(r._mapping))
+            for r in db.execute(sa.select(*cols).where(_among(db, certificates_table.c.id, ids)))
+        }
+
+    @staticmethod
+    def _meta_values(db: sa.Connection, keys: Sequence[str]) -> dict[str, str]:
+        """Return the meta values of ``keys`` that are set, in one query."""
+        rows = db.execute(
+            sa.select(meta_table.c.key, meta_table.c.value).where(meta_table.c.key.in_(keys))
+        )
+        return {key: value for key, value in rows}
 
     @staticmethod
     def _write_rows(db: sa.Connection, rows: dict[str, CertRow]) -> None:
@@ -308,13 +339,12 @@ class Store(Queries):
             if r.values["subject_name_sha1"] in names:
                 candidates.add(r.values)
         c = certificates_table
-        for start in range(0, len(names), 500):
-            for cand in db.execute(
-                sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
-                .where(c.c.subject_name_sha1.in_(names[start : start + 500]))
-                .where(c.c.key_sha1.is_not(None))
-            ):
-                candidates.add(dict(cand._mapping))
+        for cand in db.execute(
+            sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
+            .where(_among(db, c.c.subject_name_sha1, names))
+            .where(c.c.key_sha1.is_not(None))
+        ):
+            candidates.add(dict(cand._mapping))
         for v in issued:
             found = candidates.issuer_of(v["der"], v["issuer_name_sha1"])
             if found is not None:
@@ -332,20 +362,19 @@ class Store(Queries):
             candidates.add(r.values)
         c = certificates_table
         linked = []
-        for start in range(0, len(names), 500):
-            for orphan in db.execute(
-                sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
-                    c.c.issuer_name_sha1.in_(names[start : start + 500]),
-                    c.c.issuer_key_sha1.is_(None),
-                    c.c.self_issued.is_(False),
-                    c.c.parse_error.is_(None),
-                )
-            ):
-                if orphan.id in fresh:
-                    continue
-                found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
-                if found is not None:
-                    linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
+        for orphan in db.execute(
+            sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
+                _among(db, c.c.issuer_name_sha1, names),
+                c.c.issuer_key_sha1.is_(None),
+                c.c.self_issued.is_(False),
+                c.c.parse_error.is_(None),
+            )
+        ):
+            if orphan.id in fresh:
+                continue
+            found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
+            if found is not None:
+                linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
         if linked:
             db.execute(
                 c.update()
@@ -389,14 +418,15 @@ class Store(Queries):
             ],
         )
 
-    def _prune_blocks(self, db: sa.Connection, keep_from: int) -> None:
-        """Forget event-less blocks below ``keep_from`` (checkpoints of empty ranges; QBFT
-        makes a block every few seconds). Blocks with events stay: their times date the
-        history when a reorganization rebuilds it. Only blocks newer than the last prune are
-        looked at, so each commit does a bounded amount of work."""
-        start = int(self.get_meta("pruned_below", db) or 0)
+    @staticmethod
+    def _prune_blocks(db: sa.Connection, keep_from: int, start: int) -> int | None:
+        """Forget event-less blocks in ``[start, keep_from)`` (checkpoints of empty ranges;
+        QBFT makes a block every few seconds); return the new ``pruned_below``, or None when
+        there was nothing to look at. Blocks with events stay: their times date the history
+        when a reorganization rebuilds it. Only blocks newer than the last prune are looked
+        at, so each commit does a bounded amount of work."""
         if keep_from <= start:
-            return
+            return None
         b = blocks_table
         has_events = sa.select(events_table.c.block_number).where(
             events_table.c.block_number == b.c.number
@@ -404,7 +434,93 @@ class Store(Queries):
         db.execute(
             b.delete().where(b.c.number >= start, b.c.number < keep_from, ~sa.exists(has_events))
         )
-        self._set_meta(db, "pruned_below", str(keep_from))
+        return keep_from
+
+
+def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    """Leave WAL checkpoints to :class:`_Checkpoints` (the committing connection would
+    otherwise copy the WAL into the database file itself, inside the indexer's step)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class _Checkpoints:
+    """Copy SQLite's WAL into the database file on a thread of its own, after each commit.
+
+    SQLite's own default is a checkpoint by the committing connection once the WAL holds
+    1000 pages: a catch-up range of a few megabytes pays for it in the middle of a step.
+    Here it runs beside the next step (SQLite releases the GIL while it copies pages), as
+    SQLite's documentation suggests for writers that must not wait. A PASSIVE checkpoint
+    never blocks readers or the writer; what it cannot copy yet, the next one does. When
+    the store closes, the last connection to close checkpoints what is left."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        """Ask for a checkpoint soon (starts the thread on first use)."""
+        with self._lock:
+            if self._closing:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dpki-index-checkpoint", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                with self._engine.connect() as db:
+                    db.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except sa.exc.DBAPIError as exc:  # the next commit asks again
+                log.warning("WAL checkpoint failed: %s", exc.orig)
+
+    def close(self) -> None:
+        """Stop the thread, after the checkpoint it is running."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+
+
+def _among(db: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+    """Return ``column IN values`` with the values as one bound parameter (a PostgreSQL
+    array, a JSON array for SQLite): a catch-up asks about thousands of ids at once, and
+    SQLAlchemy binds each value of an ``IN`` list separately."""
+    if db.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=_TEXT_ARRAY))
+    listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam(None, json.dumps(list(values)), type_=sa.String))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+_TEXT_ARRAY = postgresql.ARRAY(sa.String)
+
+
+def _upsert_meta(db: sa.Connection, values: dict[str, str]) -> None:
+    """Set meta values, inserting the keys that are not there yet, in one statement."""
+    rows = [{"key": k, "value": v} for k, v in values.items()]
+    insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(meta_table).values(rows)
+    db.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[meta_table.c.key], set_={"value": stmt.excluded.value}
+        )
+    )
 
 
 def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
