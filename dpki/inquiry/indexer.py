@@ -33,7 +33,7 @@ __all__ = ["Indexer", "StepResult"]
 log = logging.getLogger("dpki.indexer")
 
 #: how many parts a block range is read in (concurrently, see Indexer._fetch)
-READ_PARTS = 4
+READ_PARTS = 2
 
 #: failures the running indexer waits out: the ledger or the database is unreachable
 RETRIABLE: tuple[type[Exception], ...] = (RpcUnavailable, *UNAVAILABLE)

@@ -11,10 +11,11 @@ together with the checkpoint, so a crash leaves either all of a range or none of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,13 +178,21 @@ class Store(Queries):
             rows = self._load_rows(db, cert_ids)
             times = {number: block.timestamp for number, block in blocks.items()}
             batch = project_range(rows, events, times, revision)
-            _insert_many(db, events_table, batch.events)
             fresh = [r for r in rows.values() if r.new]
-            self._resolve_issuers(db, fresh)
+            check_issuers = self._issuer_checks(db, fresh)
+            # the signature checks take the CPU; the database meanwhile takes the rows that
+            # do not depend on them (SQLite and psycopg release the GIL while they work)
+            with _written_beside(
+                db,
+                [
+                    (events_table, batch.events),
+                    (votes_table, batch.votes),
+                    (history_table, batch.history),
+                ],
+            ):
+                check_issuers()
             self._adopt_orphans(db, fresh, revision)  # before the fresh rows are in the table
             self._write_rows(db, rows)
-            _insert_many(db, votes_table, batch.votes)
-            _insert_many(db, history_table, batch.history)
             if batch.members_changed:
                 self._rebuild_members(db)
             self._save_blocks(db, [*blocks.values(), checkpoint])
@@ -322,18 +331,19 @@ class Store(Queries):
             )
 
     @staticmethod
-    def _resolve_issuers(db: sa.Connection, rows: list[CertRow]) -> None:
-        """Set the issuer key hashes of new certificates issued by one in the index (OCSP
-        CertIDs carry them); runs before the new rows are written."""
+    def _issuer_checks(db: sa.Connection, rows: list[CertRow]) -> Callable[[], None]:
+        """Find the candidate issuers of new certificates (one query); return the signature
+        checks that set their issuer key hashes (OCSP CertIDs carry them), which use no SQL.
+        They run before the new rows are written."""
         issued = [
-            r.values
+            r
             for r in rows
             if not (r.values["self_issued"] or r.values["parse_error"])
             and r.values["issuer_name_sha1"]
         ]
         if not issued:
-            return
-        names = sorted({v["issuer_name_sha1"] for v in issued})
+            return lambda: None
+        names = {r.values["issuer_name_sha1"] for r in issued}
         candidates = IssuerKeys()
         for r in rows:
             if r.values["subject_name_sha1"] in names:
@@ -341,14 +351,19 @@ class Store(Queries):
         c = certificates_table
         for cand in db.execute(
             sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
-            .where(_among(db, c.c.subject_name_sha1, names))
+            .where(_among(db, c.c.subject_name_sha1, sorted(names)))
             .where(c.c.key_sha1.is_not(None))
         ):
             candidates.add(dict(cand._mapping))
-        for v in issued:
-            found = candidates.issuer_of(v["der"], v["issuer_name_sha1"])
-            if found is not None:
-                v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+        def check() -> None:
+            for r in issued:
+                v = r.values
+                found = candidates.issuer_of(r.certificate or v["der"], v["issuer_name_sha1"])
+                if found is not None:
+                    v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+        return check
 
     @staticmethod
     def _adopt_orphans(db: sa.Connection, rows: list[CertRow], revision: int) -> None:
@@ -523,34 +538,71 @@ def _upsert_meta(db: sa.Connection, values: dict[str, str]) -> None:
     )
 
 
+@contextlib.contextmanager
+def _written_beside(
+    db: sa.Connection, jobs: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]]
+) -> Iterator[None]:
+    """Insert rows (:func:`_insert_many`, in ``db``'s transaction) on a second thread while
+    the body runs; the body must not use ``db``. Leaving waits for the rows; a failure to
+    write them is raised here, after the body's own exception if it has one."""
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for table, rows in jobs:
+                _insert_many(db, table, rows)
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, name="dpki-index-writer")
+    writer.start()
+    try:
+        yield
+    finally:
+        writer.join()
+    if failed:
+        raise failed[0]
+
+
 def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert plain-valued rows through the driver, in ``db``'s transaction.
 
     SQLAlchemy's ``insert()`` builds parameters row by row in Python; at catch-up sizes
-    (thousands of rows a range) that cost more than the database. PostgreSQL gets ``COPY``,
-    SQLite one ``executemany``. The columns hold ints, strings, bytes, booleans and None
-    only, which both drivers adapt as SQLAlchemy would.
+    (thousands of rows a range) that cost more than the database. PostgreSQL gets ``COPY``;
+    SQLite gets the rows as one JSON array that one ``INSERT ... SELECT`` unpacks
+    (``json_each``), so that it works through them without the GIL, or one
+    ``executemany`` for a table with a BLOB column (JSON carries no bytes). The columns
+    hold ints, strings, bytes, booleans and None only, which both drivers (and JSON, for
+    SQLite's integer and text columns) store as SQLAlchemy would.
     """
     if not rows:
         return
     columns = [table.c[name] for name in rows[0]]  # KeyError: a column the table lacks
     quote = db.dialect.identifier_preparer.quote
     names = ", ".join(quote(c.name) for c in columns)
-    values = [tuple(row[c.name] for c in columns) for row in rows]
     table_name = quote(table.name)
+    as_json = db.dialect.name == "sqlite" and not any(
+        isinstance(c.type, sa.LargeBinary) for c in columns
+    )
     if db.dialect.name == "postgresql":
         sql = f"COPY {table_name} ({names}) FROM STDIN"
+    elif as_json:
+        fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        sql = f"INSERT INTO {table_name} ({names}) SELECT {fields} FROM json_each(?)"
     else:
         sql = f"INSERT INTO {table_name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    keys = [c.name for c in columns]
     dbapi = db.dialect.loaded_dbapi
     cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if db.dialect.name == "postgresql":
             with cursor.copy(sql) as copy:
-                for value in values:
-                    copy.write_row(value)
+                for row in rows:
+                    copy.write_row([row[k] for k in keys])
+        elif as_json:
+            cursor.execute(sql, (json.dumps([[row[k] for k in keys] for row in rows]),))
         else:
-            cursor.executemany(sql, values)
+            cursor.executemany(sql, [tuple(row[k] for k in keys) for row in rows])
     except dbapi.Error as exc:  # as SQLAlchemy would raise it (UNAVAILABLE, IntegrityError...)
         raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
     finally:
