@@ -569,40 +569,33 @@ def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, An
 
     SQLAlchemy's ``insert()`` builds parameters row by row in Python; at catch-up sizes
     (thousands of rows a range) that cost more than the database. PostgreSQL gets ``COPY``;
-    SQLite gets the rows as one JSON array that one ``INSERT ... SELECT`` unpacks
-    (``json_each``), so that it works through them without the GIL, or one
-    ``executemany`` for a table with a BLOB column (JSON carries no bytes). The columns
-    hold ints, strings, bytes, booleans and None only, which both drivers (and JSON, for
-    SQLite's integer and text columns) store as SQLAlchemy would.
+    SQLite gets multi-row ``INSERT ... VALUES (...), (...)`` statements, as many rows each
+    as its limit on bound parameters allows, so that it inserts them in one step without
+    the GIL (``executemany`` takes the GIL back for every row). The columns hold ints,
+    strings, bytes, booleans and None only, which both drivers adapt as SQLAlchemy would.
     """
     if not rows:
         return
     columns = [table.c[name] for name in rows[0]]  # KeyError: a column the table lacks
-    quote = db.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c.name) for c in columns)
-    table_name = quote(table.name)
-    as_json = db.dialect.name == "sqlite" and not any(
-        isinstance(c.type, sa.LargeBinary) for c in columns
-    )
-    if db.dialect.name == "postgresql":
-        sql = f"COPY {table_name} ({names}) FROM STDIN"
-    elif as_json:
-        fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-        sql = f"INSERT INTO {table_name} ({names}) SELECT {fields} FROM json_each(?)"
-    else:
-        sql = f"INSERT INTO {table_name} ({names}) VALUES ({', '.join('?' * len(columns))})"
     keys = [c.name for c in columns]
+    quote = db.dialect.identifier_preparer.quote
+    head = f"{quote(table.name)} ({', '.join(quote(k) for k in keys)})"
     dbapi = db.dialect.loaded_dbapi
-    cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = db.connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    sql = f"COPY {head} FROM STDIN"
     try:
         if db.dialect.name == "postgresql":
             with cursor.copy(sql) as copy:
                 for row in rows:
                     copy.write_row([row[k] for k in keys])
-        elif as_json:
-            cursor.execute(sql, (json.dumps([[row[k] for k in keys] for row in rows]),))
         else:
-            cursor.executemany(sql, [tuple(row[k] for k in keys) for row in rows])
+            per = max(1, driver.getlimit(dbapi.SQLITE_LIMIT_VARIABLE_NUMBER) // len(keys))  # type: ignore[union-attr]
+            one = f"({', '.join('?' * len(keys))})"
+            for start in range(0, len(rows), per):
+                part = rows[start : start + per]
+                sql = f"INSERT INTO {head} VALUES {', '.join([one] * len(part))}"
+                cursor.execute(sql, [row[k] for row in part for k in keys])
     except dbapi.Error as exc:  # as SQLAlchemy would raise it (UNAVAILABLE, IntegrityError...)
         raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
     finally:
