@@ -120,11 +120,15 @@ class Indexer:
         return result
 
     def _step(self) -> StepResult:
-        head = self.registry.block_number()
         checkpoint = self.store.checkpoint()
-        if checkpoint is not None:
-            current = self.headers([checkpoint.number])[checkpoint.number]
-            if current is None or current.hash != checkpoint.hash:
+        if checkpoint is None:
+            head = self.registry.block_number()
+        else:  # the head and the checkpoint's block as the chain has it now: one round trip
+            number, block = self.registry.batch(
+                [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(checkpoint.number), False])]
+            )
+            head = int(number, 16)
+            if block is None or block["hash"][2:].lower() != checkpoint.hash:
                 ancestor = self._fork_point()
                 dropped = self.store.rollback_to(ancestor, self.deploy_block)
                 back_to = ancestor.number if ancestor else self.deploy_block - 1

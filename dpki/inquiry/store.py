@@ -127,7 +127,8 @@ class Store(Queries):
         """
         wanted = f"{chain_id}:{address.lower()}"
         with self.engine.begin() as db:
-            got = self.get_meta("registry", db)
+            meta = self._meta_values(db, ("registry", "deploy_block", "genesis"))
+            got = meta.get("registry")
             if got is None:
                 self._set_meta(db, "registry", wanted)
                 self._set_meta(db, "deploy_block", str(deploy_block))
@@ -139,8 +140,8 @@ class Store(Queries):
                     f"the index at {self.safe_url} mirrors registry {got}; this deployment is "
                     f"{wanted}: use another --db"
                 )
-            got_block = self.get_meta("deploy_block", db)
-            got_genesis = self.get_meta("genesis", db)
+            got_block = meta.get("deploy_block")
+            got_genesis = meta.get("genesis")
             if genesis is not None and got_genesis is None:
                 self._set_meta(db, "genesis", genesis)
             elif (genesis is not None and got_genesis != genesis) or (
