@@ -1,9 +1,10 @@
 """Follow the registry's events into the index: batched, checkpointed, resumable, reorg-safe.
 
-Each step reads one block range ``[checkpoint + 1, min(head - confirmations, ...)]`` with one
-``eth_getLogs``, fetches the headers of the blocks those events are in (one JSON-RPC batch),
-and commits the rows and the new checkpoint in one database transaction. A crash loses at
-most the range in flight, which the next run reads again: nothing is lost or doubled.
+Each step reads one block range ``[checkpoint + 1, min(head - confirmations, ...)]`` with
+``eth_getLogs`` (in up to :data:`READ_PARTS` parts read at once), fetches the headers of the
+blocks those events are in (JSON-RPC batches), and commits the rows and the new checkpoint
+in one database transaction. A crash loses at most the range in flight, which the next run
+reads again: nothing is lost or doubled.
 
 Before each step the checkpoint's block hash is compared with the chain's. A block hash
 commits to all its ancestors, so a reorganization below the checkpoint always shows up
