@@ -11,11 +11,11 @@ together with the checkpoint, so a crash leaves either all of a range or none of
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,18 +181,18 @@ class Store(Queries):
             batch = project_range(rows, events, times, revision)
             fresh = [r for r in rows.values() if r.new]
             check_issuers = self._issuer_checks(db, fresh)
-            # the signature checks take the CPU; the database meanwhile takes the rows that
-            # do not depend on them (SQLite and psycopg release the GIL while they work)
-            with _written_beside(
-                db,
-                [
-                    (events_table, batch.events),
-                    (votes_table, batch.votes),
-                    (history_table, batch.history),
-                ],
-            ):
-                check_issuers()
-            self._adopt_orphans(db, fresh, revision)  # before the fresh rows are in the table
+            # the signature checks take the CPU; meanwhile a second thread writes the rows
+            # that do not depend on them, then each batch of new certificates as soon as
+            # its checks are done (SQLite and psycopg release the GIL while they work)
+            with _Writer(db) as writer:
+                writer.put(events_table, batch.events)
+                writer.put(votes_table, batch.votes)
+                writer.put(history_table, batch.history)
+                for start in range(0, len(fresh), _CERTS_AT_ONCE):
+                    part = fresh[start : start + _CERTS_AT_ONCE]
+                    check_issuers(part)
+                    writer.put(certificates_table, [r.values for r in part])
+            self._adopt_orphans(db, fresh, revision)
             self._write_rows(db, rows)
             if batch.members_changed:
                 self._rebuild_members(db)
@@ -317,9 +317,9 @@ class Store(Queries):
 
     @staticmethod
     def _write_rows(db: sa.Connection, rows: dict[str, CertRow]) -> None:
-        fresh = [r.values for r in rows.values() if r.new]
+        """Update the rows that were in the index before and changed (new rows are inserted
+        by :meth:`commit_range` as their issuers are checked)."""
         changed = [r.values for r in rows.values() if r.dirty and not r.new]
-        _insert_many(db, certificates_table, fresh)
         if changed:
             c = certificates_table
             stmt = (
@@ -332,34 +332,36 @@ class Store(Queries):
             )
 
     @staticmethod
-    def _issuer_checks(db: sa.Connection, rows: list[CertRow]) -> Callable[[], None]:
+    def _issuer_checks(
+        db: sa.Connection, rows: list[CertRow]
+    ) -> Callable[[Iterable[CertRow]], None]:
         """Find the candidate issuers of new certificates (one query); return the signature
-        checks that set their issuer key hashes (OCSP CertIDs carry them), which use no SQL.
-        They run before the new rows are written."""
-        issued = [
-            r
+        checks that set the issuer key hashes of those of them they are given (OCSP CertIDs
+        carry them), which use no SQL. They run before the new rows are written."""
+        names = {
+            r.values["issuer_name_sha1"]
             for r in rows
             if not (r.values["self_issued"] or r.values["parse_error"])
             and r.values["issuer_name_sha1"]
-        ]
-        if not issued:
-            return lambda: None
-        names = {r.values["issuer_name_sha1"] for r in issued}
+        }
         candidates = IssuerKeys()
-        for r in rows:
-            if r.values["subject_name_sha1"] in names:
-                candidates.add(r.values)
-        c = certificates_table
-        for cand in db.execute(
-            sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
-            .where(_among(db, c.c.subject_name_sha1, sorted(names)))
-            .where(c.c.key_sha1.is_not(None))
-        ):
-            candidates.add(dict(cand._mapping))
+        if names:
+            for r in rows:
+                if r.values["subject_name_sha1"] in names:
+                    candidates.add(r.values)
+            c = certificates_table
+            for cand in db.execute(
+                sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
+                .where(_among(db, c.c.subject_name_sha1, sorted(names)))
+                .where(c.c.key_sha1.is_not(None))
+            ):
+                candidates.add(dict(cand._mapping))
 
-        def check() -> None:
-            for r in issued:
+        def check(some: Iterable[CertRow]) -> None:
+            for r in some:
                 v = r.values
+                if v["self_issued"] or v["parse_error"] or not v["issuer_name_sha1"]:
+                    continue
                 found = candidates.issuer_of(r.certificate or v["der"], v["issuer_name_sha1"])
                 if found is not None:
                     v["issuer_key_sha1"], v["issuer_key_sha256"] = found
@@ -539,30 +541,50 @@ def _upsert_meta(db: sa.Connection, values: dict[str, str]) -> None:
     )
 
 
-@contextlib.contextmanager
-def _written_beside(
-    db: sa.Connection, jobs: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]]
-) -> Iterator[None]:
-    """Insert rows (:func:`_insert_many`, in ``db``'s transaction) on a second thread while
-    the body runs; the body must not use ``db``. Leaving waits for the rows; a failure to
-    write them is raised here, after the body's own exception if it has one."""
-    failed: list[BaseException] = []
+#: new certificates checked and then written at once (see Store.commit_range)
+_CERTS_AT_ONCE = 256
 
-    def write() -> None:
+
+class _Writer:
+    """Insert rows (:func:`_insert_many`, in ``db``'s transaction) on a second thread, in
+    the order they are put, while the caller computes; the caller must not use ``db`` until
+    the ``with`` block ends. Leaving waits for every row; a failure to write them is raised
+    there (after the block's own exception, if it has one)."""
+
+    def __init__(self, db: sa.Connection) -> None:
+        self._db = db
+        self._jobs: queue.SimpleQueue[tuple[sa.Table, Sequence[dict[str, Any]]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._failed: list[BaseException] = []
+        self._thread = threading.Thread(target=self._write, name="dpki-index-writer")
+
+    def put(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Have ``rows`` inserted into ``table`` after what was put before."""
+        if rows:
+            self._jobs.put((table, rows))
+
+    def _write(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._failed:
+                continue  # the transaction is lost: take the rest of the queue, write nothing
+            try:
+                _insert_many(self._db, *job)
+            except BaseException as exc:  # handed to the caller's thread
+                self._failed.append(exc)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._jobs.put(None)
         try:
-            for table, rows in jobs:
-                _insert_many(db, table, rows)
-        except BaseException as exc:  # handed to the caller's thread
-            failed.append(exc)
-
-    writer = threading.Thread(target=write, name="dpki-index-writer")
-    writer.start()
-    try:
-        yield
-    finally:
-        writer.join()
-    if failed:
-        raise failed[0]
+            self._thread.join()
+        except BaseException:  # interrupted: still never hand back a connection mid-write
+            self._thread.join()
+            raise
+        if self._failed and kind is None:
+            raise self._failed[0]
 
 
 def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
