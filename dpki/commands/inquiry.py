@@ -284,7 +284,8 @@ def serve(
             port=port,
             workers=workers,
             loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
+            # httptools, with OCSP answered below ASGI (dpki.inquiry.protocol)
+            http="dpki.inquiry.protocol:OcspHttpProtocol",
             access_log=access_log,
             log_level="warning",
             timeout_keep_alive=5,
