@@ -23,9 +23,9 @@ import pytest
 import requests
 import uvicorn
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
-from inquiry_helpers import Node, free_port
+from inquiry_helpers import Node, b64_path, free_port, ocsp_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from dpki.inquiry.app import ServeConfig, create_app
@@ -135,20 +135,6 @@ def _exchange(port: int, *requests_: bytes, heads: tuple[bool, ...] = ()) -> lis
         return [_read(stream, head=i < len(heads) and heads[i]) for i in range(len(requests_))]
 
 
-def _request(node: Node, name: str, nonce: bytes | None = None) -> bytes:
-    cert = x509.load_pem_x509_certificate(node.pem(name).read_bytes())
-    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, hashes.SHA1())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
-
-
-def _b64(der: bytes) -> str:
-    import base64
-
-    return base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
-
-
 _TIME = re.compile(rb"\x18\x0f\d{14}Z")
 
 
@@ -189,8 +175,8 @@ def _same_answers(lean: Reply, asgi: Reply, *, signed_apart: bool) -> None:
 
 def test_the_lean_route_answers_ocsp_without_the_asgi_app(node: Node, servers: Servers) -> None:
     before = len([p for p in servers.asgi_paths if p[0] == servers.lean])
-    der = _request(node, "good")
-    _exchange(servers.lean, _post(der), _get(f"/ocsp/{_b64(der)}"), _get("/ocsp", "PUT"))
+    der = ocsp_request(node, "good")
+    _exchange(servers.lean, _post(der), _get(f"/ocsp/{b64_path(der)}"), _get("/ocsp", "PUT"))
     lean_seen = [p for port, p in servers.asgi_paths if port == servers.lean]
     assert len(lean_seen) == before  # none of the three reached the app
     _exchange(servers.lean, _get("/ocsp/responder.pem"), _get("/healthz"))
@@ -208,8 +194,8 @@ def test_the_lean_route_answers_ocsp_without_the_asgi_app(node: Node, servers: S
 def test_both_routes_send_the_same_pre_produced_answer(
     node: Node, servers: Servers, name: str
 ) -> None:
-    der = _request(node, name)
-    for make in (lambda: _post(der), lambda: _get(f"/ocsp/{_b64(der)}")):
+    der = ocsp_request(node, name)
+    for make in (lambda: _post(der), lambda: _get(f"/ocsp/{b64_path(der)}")):
         lean = _exchange(servers.lean, make())[0]
         asgi = _exchange(servers.asgi, make())[0]
         assert lean.status == 200 and lean.header("cache-control") is not None
@@ -219,7 +205,7 @@ def test_both_routes_send_the_same_pre_produced_answer(
 def test_both_routes_sign_nonce_answers_alike(node: Node, servers: Servers) -> None:
     for name in ("good", "revoked", "unknown"):
         nonce = os.urandom(16)
-        der = _request(node, name, nonce)
+        der = ocsp_request(node, name, nonce=nonce)
         lean = _exchange(servers.lean, _post(der))[0]
         asgi = _exchange(servers.asgi, _post(der))[0]
         _same_answers(lean, asgi, signed_apart=True)
@@ -255,7 +241,7 @@ def test_both_routes_refuse_alike(servers: Servers, what: str, make: Callable[[]
 
 
 def test_head_sends_the_get_headers_and_no_body(node: Node, servers: Servers) -> None:
-    path = f"/ocsp/{_b64(_request(node, 'revoked'))}"
+    path = f"/ocsp/{b64_path(ocsp_request(node, 'revoked'))}"
     got, head, after = _exchange(
         servers.lean, _get(path), _get(path, "HEAD"), _get(path), heads=(False, True, False)
     )
@@ -269,12 +255,12 @@ def test_pipelined_requests_are_answered_in_order(node: Node, servers: Servers) 
     """OCSP requests pipelined around one the ASGI app answers: order and nonces hold."""
     nonces = [os.urandom(16) for _ in range(4)]
     sent = [
-        _post(_request(node, "good", nonces[0])),
-        _post(_request(node, "revoked", nonces[1])),
+        _post(ocsp_request(node, "good", nonce=nonces[0])),
+        _post(ocsp_request(node, "revoked", nonce=nonces[1])),
         _get("/healthz"),  # through the app: the OCSP requests behind it wait for it
-        _post(_request(node, "unknown", nonces[2])),
-        _post(_request(node, "good")),
-        _post(_request(node, "suspended", nonces[3])),
+        _post(ocsp_request(node, "unknown", nonce=nonces[2])),
+        _post(ocsp_request(node, "good")),
+        _post(ocsp_request(node, "suspended", nonce=nonces[3])),
     ]
     replies = _exchange(servers.lean, *sent)
     assert replies[2].header("content-type") == "application/json"
@@ -290,11 +276,9 @@ def test_pipelined_requests_are_answered_in_order(node: Node, servers: Servers) 
 
 
 @pytest.mark.parametrize("cut", ["request-line", "headers", "body", "every-byte-of-the-head"])
-def test_a_request_split_across_packets_is_answered(
-    node: Node, servers: Servers, cut: str
-) -> None:
+def test_a_request_split_across_packets_is_answered(node: Node, servers: Servers, cut: str) -> None:
     nonce = os.urandom(16)
-    data = _post(_request(node, "good", nonce))
+    data = _post(ocsp_request(node, "good", nonce=nonce))
     split = data.index(b"\r\n\r\n") + 4
     points = {
         "request-line": [3, 8],
@@ -319,7 +303,7 @@ def test_an_oversized_body_is_refused_and_the_connection_goes_on(
     node: Node, servers: Servers
 ) -> None:
     huge = _post(b"\x30\x84" + os.urandom(100_000))
-    refused, after = _exchange(servers.lean, huge, _post(_request(node, "good")))
+    refused, after = _exchange(servers.lean, huge, _post(ocsp_request(node, "good")))
     status = ocsp.load_der_ocsp_response(refused.body).response_status
     assert status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     assert ocsp.load_der_ocsp_response(after.body).certificate_status == ocsp.OCSPCertStatus.GOOD
@@ -328,7 +312,7 @@ def test_an_oversized_body_is_refused_and_the_connection_goes_on(
 def test_http_1_0_and_connection_close_are_answered_then_closed(
     node: Node, servers: Servers
 ) -> None:
-    der = _request(node, "good")
+    der = ocsp_request(node, "good")
     for request in (_post(der, version="1.0"), _post(der, extra="Connection: close\r\n")):
         with socket.create_connection(("127.0.0.1", servers.lean), timeout=10) as s:
             s.sendall(request)
@@ -340,7 +324,7 @@ def test_http_1_0_and_connection_close_are_answered_then_closed(
 
 
 def test_expect_100_continue_is_honoured(node: Node, servers: Servers) -> None:
-    der = _request(node, "good")
+    der = ocsp_request(node, "good")
     with socket.create_connection(("127.0.0.1", servers.lean), timeout=10) as s:
         head = _post(der, extra="Expect: 100-continue\r\n")[: -len(der)]
         s.sendall(head)
@@ -356,7 +340,7 @@ def test_an_idle_keep_alive_connection_is_closed_a_busy_one_is_not(
     node: Node, servers: Servers
 ) -> None:
     """The servers here close after 1 s idle (dpki serve: 5 s), also after a lean answer."""
-    der = _post(_request(node, "good"))
+    der = _post(ocsp_request(node, "good"))
     with socket.create_connection(("127.0.0.1", servers.lean), timeout=10) as s:
         stream = s.makefile("rb")
         for _ in range(6):  # busy for longer than the timeout: kept open
@@ -378,7 +362,7 @@ def test_lean_answers_are_counted_in_the_metrics(node: Node, servers: Servers) -
         }
 
     before = counts()
-    _exchange(servers.lean, _post(_request(node, "revoked")), _post(b"junk"), _get("/ocsp"))
+    _exchange(servers.lean, _post(ocsp_request(node, "revoked")), _post(b"junk"), _get("/ocsp"))
     after = counts()
 
     def moved(name: str, **labels: str) -> float:
