@@ -350,6 +350,13 @@ def test_an_idle_keep_alive_connection_is_closed_a_busy_one_is_not(
         started = time.monotonic()
         assert stream.read() == b""  # then idle: closed
         assert 0.5 < time.monotonic() - started < 5
+    with socket.create_connection(("127.0.0.1", servers.lean), timeout=10) as s:
+        stream = s.makefile("rb")
+        s.sendall(der + _get("/healthz"))  # the last answer from the app, not the lean route
+        assert _read(stream).status == 200 and _read(stream).status in (200, 503)
+        started = time.monotonic()
+        assert stream.read() == b""
+        assert 0.5 < time.monotonic() - started < 5
 
 
 def test_lean_answers_are_counted_in_the_metrics(node: Node, servers: Servers) -> None:

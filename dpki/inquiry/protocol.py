@@ -60,6 +60,8 @@ class OcspHttpProtocol(HttpToolsProtocol):
         self._body: list[bytes] = []
         self._size = 0
         self._head_of: tuple[object, bytes] = (None, b"")
+        #: loop time of the last answer on an idle connection (None: a request is on its way)
+        self._idle_since: float | None = None
 
     def on_headers_complete(self) -> None:
         route = self._route
@@ -124,10 +126,39 @@ class OcspHttpProtocol(HttpToolsProtocol):
             return
         if self.flow.write_paused:  # a client that sends and does not read: wait for it
             self.flow.pause_reading()
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        self._idle_from_now()
+
+    # The keep-alive timer is not cancelled and made anew for every request (uvicorn's way,
+    # a tenth of a pre-produced answer's time): it runs on, and when it fires it closes the
+    # connection only if nothing came since the last answer, or waits out the rest.
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # data came (a request on its way), or the connection ended
+
+    def _idle_from_now(self) -> None:
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # an answer from the app: its timer is armed
+        if not self.transport.is_closing():
+            self._idle_since = self.loop.time()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return  # busy (the next timer starts with its answer), or gone
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                left, self.timeout_keep_alive_handler
+            )
+        else:
+            self.transport.close()
 
     def resume_writing(self) -> None:
         super().resume_writing()
