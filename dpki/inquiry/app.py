@@ -644,7 +644,6 @@ class _Counted:
 
 
 Headers = list[tuple[bytes, bytes]]
-_OCSP_RESPONSE = b"application/ocsp-response"
 _JSON = b"application/json"
 
 
@@ -695,12 +694,7 @@ class OcspRoute:
         return self._answer(self.responder.answer(request) if request else MALFORMED_ANSWER)
 
     def _answer(self, answer: OcspAnswer) -> tuple[int, Headers, bytes]:
-        headers = [
-            (b"content-type", _OCSP_RESPONSE),
-            (b"content-length", b"%d" % len(answer.der)),
-            *answer.cache_headers(time.time(), self.responder.max_age()),
-        ]
-        return 200, headers, answer.der
+        return 200, answer.headers(time.time(), self.responder.max_age()), answer.der
 
 
 def _count_nothing(_endpoint: str, _method: str, _status: int) -> None:

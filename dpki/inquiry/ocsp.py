@@ -96,6 +96,27 @@ class OcspAnswer:
         control = b"max-age=%d, public, no-transform, must-revalidate" % max_age
         return [(b"cache-control", control), *self._validators]
 
+    def headers(self, now: float, fresh_for: int) -> list[tuple[bytes, bytes]]:
+        """Return the HTTP headers of this answer: content type and length, then the caching
+        headers; for a cacheable answer, the same list all through one second."""
+        if not self.cacheable:
+            return [*self._entity, *self.cache_headers(now, fresh_for)]
+        memo = self._memo
+        second = int(now)
+        if memo[0] != second:
+            memo[:] = [second, [*self._entity, *self.cache_headers(now, fresh_for)]]
+        headers: list[tuple[bytes, bytes]] = memo[1]
+        return headers
+
+    @functools.cached_property
+    def _entity(self) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        return ((b"content-type", _OCSP_RESPONSE), (b"content-length", b"%d" % len(self.der)))
+
+    @functools.cached_property
+    def _memo(self) -> list[Any]:
+        """[second, the headers of that second]."""
+        return [None, None]
+
     @functools.cached_property
     def _validators(self) -> list[tuple[bytes, bytes]]:
         """Last-Modified, Expires and ETag: worked out once per signed response."""
@@ -107,6 +128,9 @@ class OcspAnswer:
         ]
 
 
+_OCSP_RESPONSE = b"application/ocsp-response"
+
+
 def _http_date(ts: int) -> bytes:
     return email.utils.formatdate(ts, usegmt=True).encode()
 
@@ -115,6 +139,7 @@ MALFORMED_ANSWER = OcspAnswer(MALFORMED)
 INTERNAL_ERROR_ANSWER = OcspAnswer(INTERNAL_ERROR)
 
 _MAX_CACHE = 200_000
+_MAX_BODIES = 20_000
 _HOLD = 6  # RFC 5280 certificateHold: a suspension
 _SUPERSEDED = 4  # RFC 5280 superseded: a renewal replaced it
 
@@ -346,11 +371,11 @@ class OcspResponder:
         self.identity = identity
         self.validity = validity
         self._encoder = _Encoder(identity, validity)
-        # request DER -> (answer, certificate id or None, re-sign after)
-        self._cache: dict[bytes, tuple[OcspAnswer, str | None, float]] = {}
+        # request DER -> (answer, certificate id or None, re-sign after, status label)
+        self._cache: dict[bytes, tuple[OcspAnswer, str | None, float, str]] = {}
         # (hash algorithm, issuer name hash, issuer key hash, serial) -> (the certificate's
-        # state, its CertID and certStatus DER): what a nonce does not change
-        self._singles: dict[tuple[str, bytes, bytes, int], tuple[CertState | None, bytes]] = {}
+        # state, its CertID and certStatus DER, the status label): what a nonce does not change
+        self._singles: dict[tuple[str, bytes, bytes, int], tuple[CertState | None, bytes, str]] = {}
         #: told what each answer said: good, revoked, unknown, malformed or internal_error
         self.answered: Callable[[str], None] = _ignore
 
@@ -374,9 +399,8 @@ class OcspResponder:
         """Return the OCSP answer for a DER request, with its times (never raises)."""
         cached = self._cache.get(request_der)
         if cached is not None and cached[2] > time.time():
-            # a status change empties the cache entry: the index has the status it was made for
-            known = None if cached[1] is None else self.index.by_id.get(cached[1])
-            self.answered(cert_status_label(known))
+            # a status change empties the cache entry: the status it says is the index's
+            self.answered(cached[3])
             return cached[0]
         try:
             request = ocsp.load_der_ocsp_request(request_der)
@@ -388,8 +412,9 @@ class OcspResponder:
             )
             nonce = None
             for ext in request.extensions:
-                if isinstance(ext.value, x509.OCSPNonce):
-                    nonce = ext.value.nonce
+                value = ext.value
+                if type(value) is x509.OCSPNonce:  # what cryptography makes of the nonce
+                    nonce = value.nonce
         except Exception:  # whatever does not decode as RFC 6960 says
             self.answered("malformed")
             return MALFORMED_ANSWER
@@ -402,7 +427,8 @@ class OcspResponder:
                 if len(self._singles) >= _MAX_CACHE:
                     self._singles.clear()
                 state = self.index.find(*key)
-                found = self._singles[key] = (state, _single_part(*key, state))
+                part = _single_part(*key, state)
+                found = self._singles[key] = (state, part, cert_status_label(state))
             state = found[0]
             now = int(time.time())
             der = self._encoder.response(found[1], nonce, now)
@@ -410,7 +436,7 @@ class OcspResponder:
             log.exception("cannot build an OCSP response")
             self.answered("internal_error")
             return INTERNAL_ERROR_ANSWER
-        self.answered(cert_status_label(state))
+        self.answered(found[2])
         answer = OcspAnswer(der, now, now + self.validity, nonce is not None)
         if nonce is None:
             if len(self._cache) >= _MAX_CACHE:
@@ -419,6 +445,7 @@ class OcspResponder:
                 answer,
                 state.cert_id if state else None,
                 now + self.validity / 2,
+                found[2],
             )
         return answer
 
@@ -530,6 +557,8 @@ class _Encoder:
         self._times = (b"", b"")
         #: content size of the BasicOCSPResponse -> the DER that comes before it
         self._heads: dict[int, bytes] = {}
+        #: CertID and status DER -> tbsResponseData content but the extensions, this second
+        self._bodies: dict[bytes, bytes] = {}
 
     def times(self, second: int) -> tuple[bytes, bytes]:
         """Return (producedAt = thisUpdate, [0] EXPLICIT nextUpdate), encoded once a second."""
@@ -539,14 +568,25 @@ class _Encoder:
                 _tlv(0xA0, _generalized_time(second + self.validity)),
             )
             self._second = second
+            self._bodies = {}
         return self._times
 
     def response(self, single_part: bytes, nonce: bytes | None, second: int) -> bytes:
         """Return the DER OCSPResponse of one SingleResponse (CertID and status), signed now."""
         produced, next_update = self.times(second)
-        single = _tlv(0x30, single_part + produced + next_update)
-        extensions = b"" if nonce is None else _nonce_extensions(nonce)
-        tbs = _tlv(0x30, self.responder_id + produced + _tlv(0x30, single) + extensions)
+        # tbsResponseData up to its extensions: the same for every answer on one certificate
+        # within a second
+        body = self._bodies.get(single_part)
+        if body is None:
+            if len(self._bodies) >= _MAX_BODIES:
+                self._bodies = {}
+            single = _tlv(0x30, single_part + produced + next_update)
+            body = self._bodies[single_part] = self.responder_id + produced + _tlv(0x30, single)
+        if nonce is None:
+            tbs = _tlv(0x30, body)
+        else:
+            extensions = _nonce_extensions(nonce)
+            tbs = _head(0x30, len(body) + len(extensions)) + body + extensions
         signature = _tlv(0x03, b"\x00" + self.sign(tbs))
         size = len(tbs) + len(self.algorithm) + len(signature) + len(self.certs)
         head = self._heads.get(size)

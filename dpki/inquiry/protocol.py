@@ -30,6 +30,28 @@ __all__ = ["OcspHttpProtocol"]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+#: headers of pre-produced answers (the same list all through a second) -> them as sent
+_WIRE: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+
+
+def _wire(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Return headers as sent; those of a cacheable answer (it has an ETag) once a second."""
+    known = _WIRE.get(id(headers))
+    if known is not None and known[0] is headers:
+        return known[1]
+    wire = b"".join([b"%s: %s\r\n" % header for header in headers])
+    if headers[-1][0] == b"etag":
+        if len(_WIRE) >= 4096:
+            _WIRE.clear()
+        _WIRE[id(headers)] = (headers, wire)  # kept alive here: its id is not reused
+    return wire
+
+
+def _path(url: bytes) -> str:
+    """Return the path of a request target in origin form (no query)."""
+    return url.split(b"?", 1)[0].decode("latin-1")
+
+
 def _route_of(app: Any) -> OcspRoute | None:
     """Find the OCSP route of a ``dpki serve`` app under uvicorn's middleware (None: none)."""
     for _ in range(8):
@@ -63,12 +85,18 @@ class OcspHttpProtocol(HttpToolsProtocol):
         #: loop time of the last answer on an idle connection (None: a request is on its way)
         self._idle_since: float | None = None
 
+    def on_message_begin(self) -> None:
+        # what uvicorn's does, but the ASGI scope: made in on_headers_complete when needed
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
     def on_headers_complete(self) -> None:
         route = self._route
         url = self.url
         if route is not None and url.startswith(b"/ocsp") and not self.parser.should_upgrade():
             cycle = self.cycle
-            endpoint = route.endpoint(url.split(b"?", 1)[0].decode("latin-1"))
+            endpoint = "/ocsp" if url == b"/ocsp" else route.endpoint(_path(url))
             if endpoint is not None and (cycle is None or cycle.response_complete):
                 self._lean = endpoint
                 self._body = []
@@ -77,6 +105,10 @@ class OcspHttpProtocol(HttpToolsProtocol):
                     self.transport.write(_CONTINUE)
                 return
         self._lean = None
+        expect, headers = self.expect_100_continue, self.headers
+        super().on_message_begin()  # the scope, as uvicorn makes it
+        self.url, self.expect_100_continue = url, expect
+        self.headers = self.scope["headers"] = headers
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -95,17 +127,18 @@ class OcspHttpProtocol(HttpToolsProtocol):
         self._lean = None
         route = self._route
         assert route is not None
-        method = self.parser.get_method().decode("ascii")
-        body = b"".join(self._body) if self._size <= OcspRoute.max_body else b""
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        chunks = self._body
+        if self._size > OcspRoute.max_body:
+            body = b""
+        else:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._body = []
         status, headers, content = route.respond(method, endpoint, self.url, body)
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        out = [STATUS_LINE[status], self._default_headers()]
-        for name, value in headers:
-            out += (name, b": ", value, b"\r\n")
-        if not keep_alive:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        out = [STATUS_LINE[status], self._default_headers(), _wire(headers)]
+        out.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         if method != "HEAD":
             out.append(content)
         transport = self.transport
