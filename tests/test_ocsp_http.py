@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
-from inquiry_helpers import Node, b64_path, free_port, ocsp_request
+from inquiry_helpers import Node, b64_path, free_port, ocsp_request, served
 from prometheus_client.parser import text_string_to_metric_families
 
 from dpki.inquiry.app import ServeConfig, create_app
@@ -381,3 +382,32 @@ def test_lean_answers_are_counted_in_the_metrics(node: Node, servers: Servers) -
     assert moved(requests_, endpoint="/ocsp", method="GET", status="405") == 1
     assert moved("dpki_ocsp_responses_total", status="revoked") == 1
     assert moved("dpki_ocsp_responses_total", status="malformed") == 1
+
+
+def test_dpki_serve_answers_ocsp_on_two_workers_counted_and_logged(
+    node: Node, tmp_path: Path
+) -> None:
+    """`dpki serve --workers 2 --access-log`: every worker answers OCSP on the lean route,
+    each answer is counted in the pooled metrics and logged as uvicorn logs the others."""
+    args = ["--db", node.db_url, "--workers", "2", "--access-log"]
+    args += ["--responder-key", str(node.dir / "ocsp-responder.key")]
+    args += ["--responder-cert", str(node.dir / "ocsp-responder.pem")]
+    port = free_port()
+    with served(args, port, tmp_path) as url:
+        for i in range(20):  # new connections: the kernel spreads them over the workers
+            nonce = os.urandom(16) if i % 2 else None
+            der = ocsp_request(node, "good", nonce=nonce)
+            body = requests.post(f"{url}/ocsp", data=der, timeout=10).content
+            answer = ocsp.load_der_ocsp_response(body)
+            assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+        text = requests.get(f"{url}/metrics", timeout=10).text
+    counted = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert counted[("dpki_ocsp_responses_total", (("status", "good"),))] == 20
+    key = (("endpoint", "/ocsp"), ("method", "POST"), ("status", "200"))
+    assert counted[("dpki_http_requests_total", key)] == 20
+    log = (tmp_path / f"serve-{port}.log").read_text()
+    assert log.count('"POST /ocsp HTTP/1.1" 200') == 20, log[-2000:]
