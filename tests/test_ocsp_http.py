@@ -322,6 +322,11 @@ def test_http_1_0_and_connection_close_are_answered_then_closed(
             assert reply.header("connection") == "close"
             assert ocsp.load_der_ocsp_response(reply.body).certificate_status.name == "GOOD"
             assert stream.read() == b""  # the server hung up
+    with socket.create_connection(("127.0.0.1", servers.lean), timeout=10) as s:
+        s.sendall(_post(der, extra="Connection: close\r\n") + _post(der))  # one behind it
+        stream = s.makefile("rb")
+        assert _read(stream).header("connection") == "close"
+        assert stream.read() == b""  # the one behind it is not answered
 
 
 def test_expect_100_continue_is_honoured(node: Node, servers: Servers) -> None:

@@ -127,6 +127,9 @@ class OcspHttpProtocol(HttpToolsProtocol):
         self._lean = None
         route = self._route
         assert route is not None
+        if self.transport.is_closing():  # behind a request that asked to close: not answered
+            self._body = []
+            return
         parser = self.parser
         method = parser.get_method().decode("ascii")
         chunks = self._body
@@ -162,7 +165,7 @@ class OcspHttpProtocol(HttpToolsProtocol):
         self._idle_from_now()
 
     # The keep-alive timer is not cancelled and made anew for every request (uvicorn's way,
-    # a tenth of a pre-produced answer's time): it runs on, and when it fires it closes the
+    # a twelfth of a pre-produced answer's time): it runs on, and when it fires it closes the
     # connection only if nothing came since the last answer, or waits out the rest.
 
     def _unset_keepalive_if_required(self) -> None:
