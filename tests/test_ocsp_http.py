@@ -196,9 +196,9 @@ def test_both_routes_send_the_same_pre_produced_answer(
     node: Node, servers: Servers, name: str
 ) -> None:
     der = ocsp_request(node, name)
-    for make in (lambda: _post(der), lambda: _get(f"/ocsp/{b64_path(der)}")):
-        lean = _exchange(servers.lean, make())[0]
-        asgi = _exchange(servers.asgi, make())[0]
+    for request in (_post(der), _get(f"/ocsp/{b64_path(der)}")):
+        lean = _exchange(servers.lean, request)[0]
+        asgi = _exchange(servers.asgi, request)[0]
         assert lean.status == 200 and lean.header("cache-control") is not None
         _same_answers(lean, asgi, signed_apart=False)  # one responder, one signed answer
 
