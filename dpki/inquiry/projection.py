@@ -17,6 +17,8 @@ from cryptography import x509
 
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
+from dpki.pki.der import Unsupported, read_layout
+from dpki.pki.facts import read_names
 from dpki.pki.x509 import dn, load_certificate, name_facts, ocsp_hashes
 
 __all__ = [
@@ -104,45 +106,79 @@ def cert_fields(der: bytes) -> dict[str, Any]:
     return parse_fields(der)[0]
 
 
+#: the fields of a row whose bytes do not parse
+_EMPTY: dict[str, Any] = {
+    "subject": None,
+    "organization": None,
+    "common_name": None,
+    "issuer": None,
+    "serial": None,
+    "parse_error": None,
+    "self_issued": False,
+    "subject_name_sha1": None,
+    "key_sha1": None,
+    "key_sha256": None,
+    "issuer_name_sha1": None,
+    "issuer_name_sha256": None,
+    "issuer_key_sha1": None,
+    "issuer_key_sha256": None,
+}
+
+
 def parse_fields(der: bytes) -> tuple[dict[str, Any], x509.Certificate | None]:
     """Return :func:`cert_fields` and the parsed certificate (None: it does not parse)."""
-    empty: dict[str, Any] = {
-        "subject": None,
-        "organization": None,
-        "common_name": None,
-        "issuer": None,
-        "serial": None,
-        "parse_error": None,
-        "self_issued": False,
-        "subject_name_sha1": None,
-        "key_sha1": None,
-        "key_sha256": None,
-        "issuer_name_sha1": None,
-        "issuer_name_sha256": None,
-        "issuer_key_sha1": None,
-        "issuer_key_sha256": None,
-    }
     try:
         cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
-        subject = cert.subject
-        subject_dn, orgs, cns = name_facts(subject)
-        self_issued = cert.issuer == subject
-        out = dict(
-            empty,
-            subject=subject_dn,
-            organization=orgs[0] if orgs else None,
-            common_name=cns[0] if cns else None,
-            issuer=subject_dn if self_issued else dn(cert.issuer),
-            serial=format(cert.serial_number, "x"),
-            self_issued=self_issued,
-            **ocsp_hashes(cert),
-        )
+        out = _fields_from_der(cert, der) or fields_via_cryptography(cert)
     except Exception as exc:  # the ledger may hold bytes that are no certificate
-        return dict(empty, parse_error=f"{type(exc).__name__}: {exc}"[:500]), None
+        return dict(_EMPTY, parse_error=f"{type(exc).__name__}: {exc}"[:500]), None
+    return out, cert
+
+
+def _fields_from_der(cert: x509.Certificate, der: bytes) -> dict[str, Any] | None:
+    """Return :func:`cert_fields` with the names read from the DER (the policy's fast
+    reader, :func:`dpki.pki.facts.read_names`), or None for names only cryptography reads."""
+    try:
+        layout = read_layout(der)
+        subject_dn, orgs, cns, issuer_dn, self_issued = read_names(layout)
+    except (Unsupported, IndexError, ValueError):
+        return None
+    names = layout.subject, layout.issuer
+    return _fields(cert, subject_dn, orgs, cns, issuer_dn, self_issued, names)
+
+
+def fields_via_cryptography(cert: x509.Certificate) -> dict[str, Any]:
+    """Return :func:`cert_fields` read through cryptography's objects (the reference)."""
+    subject = cert.subject
+    subject_dn, orgs, cns = name_facts(subject)
+    self_issued = cert.issuer == subject
+    issuer_dn = subject_dn if self_issued else dn(cert.issuer)
+    return _fields(cert, subject_dn, orgs, cns, issuer_dn, self_issued, None)
+
+
+def _fields(
+    cert: x509.Certificate,
+    subject_dn: str,
+    orgs: tuple[str, ...],
+    cns: tuple[str, ...],
+    issuer_dn: str,
+    self_issued: bool,
+    names: tuple[bytes, bytes] | None,
+) -> dict[str, Any]:
+    out = dict(
+        _EMPTY,
+        subject=subject_dn,
+        organization=orgs[0] if orgs else None,
+        common_name=cns[0] if cns else None,
+        issuer=issuer_dn,
+        serial=format(cert.serial_number, "x"),
+        self_issued=self_issued,
+        **ocsp_hashes(cert, names),
+    )
     if self_issued:
         out["issuer_key_sha1"] = out["key_sha1"]
         out["issuer_key_sha256"] = out["key_sha256"]
-    return out, cert
+    return out
 
 
 #: json.dumps(..., sort_keys=True) without building an encoder per call (the same text)

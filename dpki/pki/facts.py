@@ -168,7 +168,7 @@ def _facts_from_der(cert: x509.Certificate, der: bytes) -> CertificateFacts | No
         except Unsupported:
             extensions = extension_facts(cert.extensions)
         try:
-            names = _names(layout)
+            names = read_names(layout)
         except Unsupported:
             names = _names_via_cryptography(cert, layout.issuer, layout.subject)
         self_signature_valid: bool | None = None
@@ -192,8 +192,9 @@ def _facts_from_der(cert: x509.Certificate, der: bytes) -> CertificateFacts | No
 _Names: TypeAlias = tuple[str, tuple[str, ...], tuple[str, ...], str, bool]
 
 
-def _names(layout: Layout) -> _Names:
-    """Return the names read from DER."""
+def read_names(layout: Layout) -> _Names:
+    """Return the names read from DER (subject text, O values, CN values, issuer text,
+    self-issued); raise Unsupported for a name of a shape only cryptography reads."""
     subject, organizations, common_names, pairs = read_name(layout.subject)
     if layout.issuer == layout.subject:
         return subject, organizations, common_names, subject, True

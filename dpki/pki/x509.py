@@ -142,14 +142,19 @@ def _entry_name(name: str, index: int, count: int) -> str:
     return name if count == 1 else f"{name} (certificate {index + 1} of {count})"
 
 
-def ocsp_hashes(certificate: x509.Certificate) -> dict[str, str | None]:
+def ocsp_hashes(
+    certificate: x509.Certificate, names: tuple[bytes, bytes] | None = None
+) -> dict[str, str | None]:
     """Return the name and key hashes OCSP CertIDs carry (sha1 and sha256, hex).
 
     ``subject_name_*`` and ``key_*`` describe the certificate as an issuer;
-    ``issuer_name_*`` describe its issuer's name.
+    ``issuer_name_*`` describe its issuer's name. ``names`` are the subject's and the
+    issuer's DER as the certificate holds them, when already at hand.
     """
-    subject = certificate.subject.public_bytes()
-    issuer = certificate.issuer.public_bytes()
+    subject, issuer = names or (
+        certificate.subject.public_bytes(),
+        certificate.issuer.public_bytes(),
+    )
     try:
         spki = certificate.public_key().public_bytes(_DER, PublicFormat.SubjectPublicKeyInfo)
         bits: bytes | None = spki_key_bits(spki)
