@@ -449,14 +449,18 @@ class Validator:
             if self.clock is not None
             else datetime.fromtimestamp(int(after["timestamp"], 16), UTC)
         )
-        ids = list(submitted)
-        statuses = self.registry.statuses(ids)
-        voted = self.registry.have_voted(ids, self.account.address)
-        undecided = [
-            event
-            for event, record, done in zip(submitted.values(), statuses, voted, strict=True)
-            if record.status is Status.PENDING and not done
-        ]
+        records = dict(zip(submitted, self.registry.statuses(list(submitted)), strict=True))
+        pending = [c for c, r in records.items() if r.status is Status.PENDING]
+        # hasVoted is asked only where someone voted (no vote at all: not ours either)
+        asked = [c for c in pending if records[c].endorsements + records[c].rejections]
+        voted = {
+            c
+            for c, done in zip(
+                asked, self.registry.have_voted(asked, self.account.address), strict=True
+            )
+            if done
+        }
+        undecided = [submitted[c] for c in pending if c not in voted]
         self.prefetch(undecided)
         decisions = [self._decide_one(event, at) for event in undecided]
         self.metrics.backlog.set(len(self._voting) + len(decisions))
