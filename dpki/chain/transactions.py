@@ -22,6 +22,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
 from dpki.chain.rpc import RpcClient, RpcFailure
@@ -32,6 +33,8 @@ __all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
 
 #: how often a transaction is re-sent after another sender took its nonce
 _NONCE_RETRIES = 8
+#: what nodes answer for a transaction whose bytes they already hold (geth, anvil)
+_KNOWN_MESSAGES = ("already known", "already imported")
 #: seconds the fee fields are reused before the node is asked again
 _FEES_FOR = 1.0
 #: what nodes (anvil, geth, Besu) answer when a nonce is already used or in the pool
@@ -236,6 +239,10 @@ class Transactions:
             if data:
                 raise decode_revert(data, self.abi)
             message = str(error.get("message", error))
+            if any(m in message.lower() for m in _KNOWN_MESSAGES):
+                # these very bytes are already in the node (two processes of one member that
+                # built the same transaction, e.g. with a computed gas limit): it is sent
+                return bytes(keccak(raw))
             if any(m in message.lower() for m in _NONCE_MESSAGES):
                 raise NonceConflict(f"the node refused the transaction: {message}")
             raise ChainError(f"the node refused the transaction: {message}")
