@@ -1,6 +1,7 @@
 """Inquiry-node speed: indexer catch-up and status checks per second, four ways side by side.
 
     python bench/inquiry.py [--count N] [--seconds S] [--connections C] [--json]
+                            [--only indexer]
 
 A fresh devnet gets a vendor's issuing CA and N active P-256 device certificates it issued
 (batched submissions and endorsements), as a vendor's factory line would provision them.
@@ -192,8 +193,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
-    """Set up the ledger, index, servers; measure everything."""
+def run(count: int, seconds: float, conns: int, only: str | None = None) -> dict[str, Any]:
+    """Set up the ledger, index, servers; measure everything (``only="indexer"``: the
+    indexer's catch-ups alone)."""
     out: dict[str, Any] = {"certificates": count, "seconds": seconds, "connections": conns,
                            "client": "asyncio+uvloop raw sockets, keep-alive, separate process",
                            "cpus": os.cpu_count()}  # fmt: skip
@@ -233,6 +235,8 @@ def run(count: int, seconds: float, conns: int) -> dict[str, Any]:
             out["indexer_postgresql"] = (
                 _best(runs) if runs else {"skipped": "no PostgreSQL on 127.0.0.1:5432"}
             )
+            if only == "indexer":
+                return out
             # (a) view call, the Python API single-threaded, then the raw call under load
             lat = []
             for cid in ids[: min(count, 500)]:
@@ -471,8 +475,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--only", choices=["indexer"], help="measure only this part (same keys, fewer of them)"
+    )
     args = parser.parse_args()
-    result = run(args.count, args.seconds, args.connections)
+    result = run(args.count, args.seconds, args.connections, args.only)
     result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["load_average"] = list(os.getloadavg())
     result["ratios"] = _ratios(result)
@@ -487,6 +494,8 @@ def main() -> None:
         print(f"indexer catch-up into {db}: {ix['events']} events in {ix['seconds']} s "
               f"= {ix['events_per_s']:.0f}/s (best of {len(ix['runs_events_per_s'])}: "
               f"{', '.join(f'{r:.0f}' for r in ix['runs_events_per_s'])})")  # fmt: skip
+    if args.only == "indexer":
+        return
     api = result["view_call_python_api"]
     print(
         f"view call via Registry.is_valid (1 thread): p50 {api['p50_ms']} ms p99 {api['p99_ms']} ms"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -23,6 +24,7 @@ from conftest import rpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from eth_account.signers.local import LocalAccount
 
@@ -234,6 +236,20 @@ def inquiry_node(
         finally:
             store.close()
             assert rpc(rpc_url, "evm_revert", snapshot) is True
+
+
+def ocsp_request(node: Node, name: str, *, nonce: bytes | None = None) -> bytes:
+    """Return a DER OCSP request for a device of the node (self-signed: its own issuer)."""
+    cert = x509.load_pem_x509_certificate(node.pem(name).read_bytes())
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def b64_path(der: bytes) -> str:
+    """Return a DER request as the path segment of the GET form (base64, URL-escaped)."""
+    return base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
 
 
 def write_key(path: Path, key: Any) -> None:

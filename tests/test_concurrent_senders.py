@@ -12,7 +12,7 @@ import hashlib
 import threading
 from pathlib import Path
 
-from conftest import fake_submission
+from conftest import fake_submission, rpc
 from e2e import ORGS, ValidatorProcess, private_devnet, run_cli
 from eth_account.signers.local import LocalAccount
 
@@ -70,6 +70,27 @@ def test_the_same_items_sent_twice_at_once_are_submitted_not_failed(
     # account after a conflict; a run that found it already there at the start says so
     assert all(len(r) == len(items) for r in results.values())
     assert any(all(r) for r in results.values())
+
+
+def test_a_transaction_the_node_already_holds_counts_as_sent(
+    registry: Registry, accounts: list[LocalAccount]
+) -> None:
+    """Two processes of one member can sign byte-identical transactions (the same call, nonce
+    and fees); the node answers the second "already imported" (anvil), "already known"
+    (geth) or "Known transaction" (Besu). That transaction is sent, not failed."""
+    vendor, url = accounts[0], registry.rpc_url
+    rpc(url, "evm_setAutomine", False)
+    try:
+        pending = registry.submit(vendor, fake_submission(b"held-twice"))
+        assert pending.raw
+        other_process = _client(registry).transactions
+        assert other_process._send_raw(pending.raw) == pending.tx_hash
+        rpc(url, "evm_mine")
+    finally:
+        rpc(url, "evm_setAutomine", True)
+    assert pending.wait().block_number > 0
+    [record] = registry.statuses([fake_submission(b"held-twice").cert_id])
+    assert record.status is Status.PENDING
 
 
 def test_a_member_gives_each_role_its_own_key(tmp_path: Path) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from inquiry_helpers import Node, put_on_ledger
+from inquiry_helpers import Node, b64_path, ocsp_request, put_on_ledger
 
 from dpki.dev.devices import make_ca, make_device
 
@@ -96,22 +95,10 @@ def test_sha256_cert_ids_and_no_nonce_work(node: Node) -> None:
     assert ": revoked" in out
 
 
-def _request(node: Node, name: str, *, nonce: bytes | None = None) -> bytes:
-    cert = x509.load_pem_x509_certificate(node.pem(name).read_bytes())
-    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, hashes.SHA1())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
-
-
-def _b64_path(der: bytes) -> str:
-    return base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B")
-
-
 def test_get_form_serves_pre_produced_responses_and_nonces_fresh(node: Node) -> None:
-    der = _request(node, "good")
-    first = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
-    second = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    der = ocsp_request(node, "good")
+    first = requests.get(f"{node.url}/ocsp/{b64_path(der)}", timeout=5)
+    second = requests.get(f"{node.url}/ocsp/{b64_path(der)}", timeout=5)
     assert first.headers["content-type"] == "application/ocsp-response"
     assert "max-age=" in first.headers["cache-control"]
     assert first.content == second.content  # signed once, served again
@@ -122,7 +109,7 @@ def test_get_form_serves_pre_produced_responses_and_nonces_fresh(node: Node) -> 
     for nonce in (os.urandom(16), os.urandom(16)):
         body = requests.post(
             node.url + "/ocsp",
-            data=_request(node, "good", nonce=nonce),
+            data=ocsp_request(node, "good", nonce=nonce),
             timeout=5,
             headers={"content-type": "application/ocsp-request"},
         ).content
@@ -140,8 +127,8 @@ def _http_time(value: str) -> dt.datetime:
 def test_get_and_post_carry_the_same_rfc5019_caching_headers(node: Node) -> None:
     """RFC 5019 6.2: Last-Modified is thisUpdate, Expires nextUpdate, max-age no later than
     nextUpdate, an ETag; POST answers carry the same; nonce and error answers are not stored."""
-    der = _request(node, "revoked")
-    got = requests.get(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    der = ocsp_request(node, "revoked")
+    got = requests.get(f"{node.url}/ocsp/{b64_path(der)}", timeout=5)
     posted = requests.post(node.url + "/ocsp", data=der, timeout=5)
     assert got.content == posted.content  # one pre-produced answer
     response = ocsp.load_der_ocsp_response(got.content)
@@ -155,13 +142,13 @@ def test_get_and_post_carry_the_same_rfc5019_caching_headers(node: Node) -> None
         max_age = int(control[0].removeprefix("max-age="))
         assert 0 < max_age <= (response.next_update_utc - _http_time(headers["date"])).seconds
         assert headers["etag"] == got.headers["etag"] and headers["etag"].startswith('"')
-    head = requests.head(f"{node.url}/ocsp/{_b64_path(der)}", timeout=5)
+    head = requests.head(f"{node.url}/ocsp/{b64_path(der)}", timeout=5)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["etag"] == got.headers["etag"]
-    with_nonce = _request(node, "revoked", nonce=os.urandom(16))
+    with_nonce = ocsp_request(node, "revoked", nonce=os.urandom(16))
     for answer in (
         requests.post(node.url + "/ocsp", data=with_nonce, timeout=5),
-        requests.get(f"{node.url}/ocsp/{_b64_path(with_nonce)}", timeout=5),
+        requests.get(f"{node.url}/ocsp/{b64_path(with_nonce)}", timeout=5),
         requests.post(node.url + "/ocsp", data=b"junk", timeout=5),
         requests.get(f"{node.url}/ocsp/junk", timeout=5),
     ):
@@ -211,7 +198,7 @@ def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
     stop = threading.Event()
 
     def trickle() -> None:  # a request one byte at a time
-        data = _request(node, "good")
+        data = ocsp_request(node, "good")
         head = f"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode()
         for byte in head + data:
             if stop.is_set():
@@ -230,7 +217,7 @@ def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
     started = time.monotonic()
     for _ in range(20):
         answer = ocsp.load_der_ocsp_response(
-            requests.post(node.url + "/ocsp", data=_request(node, "good"), timeout=5).content
+            requests.post(node.url + "/ocsp", data=ocsp_request(node, "good"), timeout=5).content
         )
         assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert time.monotonic() - started < 5
@@ -247,11 +234,13 @@ def test_keeps_answering_idle_slow_and_garbage_clients(node: Node) -> None:
 def test_status_changes_refresh_the_answers(node: Node) -> None:
     """Suspend, then resume, then revoke the spare device: OCSP follows each change."""
     spare = node.ids["spare"]
-    pre = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
+    pre = requests.post(node.url + "/ocsp", data=ocsp_request(node, "spare"), timeout=5).content
     assert ocsp.load_der_ocsp_response(pre).certificate_status == ocsp.OCSPCertStatus.GOOD
 
     def ocsp_says(status: ocsp.OCSPCertStatus) -> bool:
-        body = requests.post(node.url + "/ocsp", data=_request(node, "spare"), timeout=5).content
+        body = requests.post(
+            node.url + "/ocsp", data=ocsp_request(node, "spare"), timeout=5
+        ).content
         return ocsp.load_der_ocsp_response(body).certificate_status == status
 
     node.registry.suspend(node.accounts[0], spare).wait()

@@ -112,10 +112,15 @@ class ContractAbi:
 
     def decode_log(self, log: dict[str, Any]) -> Event | None:
         """Decode one log (JSON-RPC hex strings or web3 bytes); None when not ours."""
-        topics = [_as_bytes(t) for t in log["topics"]]
-        if not topics or topics[0] not in self.events:
+        raw = log["topics"]
+        if raw and all(type(t) is str for t in raw):  # JSON-RPC: one hex conversion each
+            fromhex = bytes.fromhex
+            topics = [fromhex(t[2:]) for t in raw]
+        else:
+            topics = [_as_bytes(t) for t in raw]
+        item = self.events.get(topics[0]) if topics else None
+        if item is None:
             return None
-        item = self.events[topics[0]]
         data = _as_bytes(log["data"])
         args = decode_event_args_fast(item, topics, data)
         if args is None:  # a layout the fast path does not cover
@@ -159,25 +164,47 @@ def decode_event_args(item: dict[str, Any], topics: list[bytes], data: bytes) ->
     return args
 
 
-def _word(kind: str, word: bytes) -> Any:
-    """Decode one 32-byte ABI word of a static type, or raise ValueError."""
-    if kind == "bytes32":
-        return word
-    if kind == "address":
-        if any(word[:12]):
-            raise ValueError("dirty address padding")
-        return _checksum("0x" + word[12:].hex())
-    if kind == "bool":
-        value = int.from_bytes(word, "big")
-        if value > 1:
-            raise ValueError("bad bool")
-        return value == 1
-    if kind.startswith("uint"):
-        value = int.from_bytes(word, "big")
-        if value >> int(kind[4:] or 256):
-            raise ValueError("uint out of range")
-        return value
-    raise ValueError(kind)
+#: how the word-by-word decoder reads one argument: 32 bytes as they are, an address, a
+#: bool, an unsigned integer (with its width), or a top-level bytes / string
+_BYTES32, _ADDRESS, _BOOL, _UINT, _BYTES, _STRING = range(6)
+#: (name, indexed, how, bits) per argument, in ABI order
+_Plan = tuple[tuple[str, bool, int, int], ...]
+_PLANS: dict[int, tuple[dict[str, Any], _Plan | None]] = {}
+
+
+def _plan(item: dict[str, Any]) -> _Plan | None:
+    """Return how to read ``item``'s arguments word by word (None: a layout it does not
+    cover); worked out once per event ABI item."""
+    cached = _PLANS.get(id(item))
+    if cached is not None and cached[0] is item:
+        return cached[1]
+    steps: list[tuple[str, bool, int, int]] = []
+    for inp in item["inputs"]:
+        kind = abi_type(inp)
+        indexed = bool(inp["indexed"])
+        if kind == "bytes32":
+            how, bits = _BYTES32, 0
+        elif kind == "address":
+            how, bits = _ADDRESS, 0
+        elif kind == "bool":
+            how, bits = _BOOL, 0
+        elif kind == "uint" or (kind.startswith("uint") and kind[4:].isdigit()):
+            how, bits = _UINT, int(kind[4:] or 256)
+        elif kind in ("bytes", "string") and not indexed:
+            how, bits = (_BYTES if kind == "bytes" else _STRING), 0
+        else:
+            _remember(item, None)
+            return None
+        steps.append((inp["name"], indexed, how, bits))
+    plan = tuple(steps)
+    _remember(item, plan)
+    return plan
+
+
+def _remember(item: dict[str, Any], plan: _Plan | None) -> None:
+    if len(_PLANS) >= 1024:  # ABIs loaded again and again (tests): start over
+        _PLANS.clear()
+    _PLANS[id(item)] = (item, plan)
 
 
 def decode_event_args_fast(
@@ -186,33 +213,52 @@ def decode_event_args_fast(
     """Decode an event's arguments word by word (static types, top-level bytes and string);
     None when the layout needs the general decoder or the data is not what the ABI says.
 
-    eth_abi takes ~100 us an event; indexing thousands of events a second needs less."""
+    eth_abi takes ~100 us an event; indexing tens of thousands of events a second needs a
+    few: the layout of each event is worked out once (:func:`_plan`), then each argument
+    is one slice and one conversion."""
+    plan = _plan(item)
+    if plan is None:
+        return None
     args: dict[str, Any] = {}
     position = 0
     topic = 1
+    size = len(data)
     try:
-        for inp in item["inputs"]:
-            kind = inp["type"]
-            if inp["indexed"]:
-                args[inp["name"]] = _word(kind, topics[topic])
+        for name, indexed, how, bits in plan:
+            if indexed:
+                word = topics[topic]
                 topic += 1
-                continue
-            word = data[position : position + 32]
-            position += 32
-            if len(word) != 32:
-                return None
-            if kind in ("bytes", "string"):
+            else:
+                word = data[position : position + 32]
+                position += 32
+                if len(word) != 32:
+                    return None
+            if how == _BYTES32:
+                args[name] = word
+            elif how == _UINT:
+                value = int.from_bytes(word, "big")
+                if value >> bits:
+                    return None
+                args[name] = value
+            elif how == _ADDRESS:
+                if any(word[:12]):
+                    return None
+                args[name] = _checksum("0x" + word[12:].hex())
+            elif how == _BOOL:
+                value = int.from_bytes(word, "big")
+                if value > 1:
+                    return None
+                args[name] = value == 1
+            else:
                 offset = int.from_bytes(word, "big")
-                if offset + 32 > len(data):
+                if offset + 32 > size:
                     return None
                 length = int.from_bytes(data[offset : offset + 32], "big")
                 raw = data[offset + 32 : offset + 32 + length]
                 if len(raw) != length:
                     return None
-                args[inp["name"]] = raw if kind == "bytes" else raw.decode("utf-8")
-            else:
-                args[inp["name"]] = _word(kind, word)
-    except (ValueError, IndexError, UnicodeDecodeError):
+                args[name] = raw if how == _BYTES else raw.decode("utf-8")
+    except (IndexError, UnicodeDecodeError):
         return None
     if topic != len(topics):
         return None

@@ -150,7 +150,7 @@ class ContractClient:
             params["topics"] = [self.abi.event_topics(set(names))]
         if cert_id is not None:
             params["topics"] = [params.get("topics", [None])[0], "0x" + cert_id.hex()]
-        response = self.rpc.request("eth_getLogs", [params])
+        response = self.rpc.request_large("eth_getLogs", [params])
         if "error" in response:
             raise ChainError(f"eth_getLogs failed: {response['error'].get('message')}")
         return [e for e in map(self.abi.decode_log, response["result"]) if e is not None]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
+import msgspec
 import requests
 from web3 import HTTPProvider, Web3
 
@@ -29,6 +30,8 @@ __all__ = [
 
 #: how often a call that failed for a passing reason is asked again
 TRANSIENT_RETRIES = 5
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
@@ -66,6 +69,26 @@ class RpcClient:
                 raise ledger_unavailable(self.url, exc) from None
             raise
         return response
+
+    def request_large(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """Send one request whose answer may run to megabytes (``eth_getLogs`` of a catch-up
+        range); return the answer object as :meth:`request` does. The body is decoded by
+        msgspec, twice as fast as the json module; an answer that is not a JSON object is
+        asked again through :meth:`request`, which says what is wrong with it."""
+        body = msgspec.json.encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        try:
+            response = self._session.post(
+                self.url, data=body, headers=_JSON_HEADERS, timeout=(5, 60)
+            )
+        except requests.RequestException as exc:
+            raise ledger_unavailable(self.url, exc) from None
+        try:
+            answer = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            answer = None
+        if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
+            return self.request(method, params)
+        return answer
 
     def request_retrying(self, method: str, params: list[Any]) -> dict[str, Any]:
         """Send one request; ask again while the node answers with a passing error."""

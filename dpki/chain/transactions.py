@@ -33,8 +33,6 @@ __all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
 
 #: how often a transaction is re-sent after another sender took its nonce
 _NONCE_RETRIES = 8
-#: what nodes answer for a transaction whose bytes they already hold (geth, anvil)
-_KNOWN_MESSAGES = ("already known", "already imported")
 #: seconds the fee fields are reused before the node is asked again
 _FEES_FOR = 1.0
 #: what nodes (anvil, geth, Besu) answer when a nonce is already used or in the pool
@@ -44,6 +42,9 @@ _NONCE_MESSAGES = (
     "replacement transaction underpriced",
     "replacement_underpriced",
 )
+#: what nodes answer when they already hold these very bytes (another process of the same
+#: member signed the same call with the same nonce and fees): the transaction is sent
+_ALREADY_HELD = ("already known", "already imported", "known transaction", "alreadyknown")
 
 
 @dataclass(frozen=True)
@@ -239,10 +240,8 @@ class Transactions:
             if data:
                 raise decode_revert(data, self.abi)
             message = str(error.get("message", error))
-            if any(m in message.lower() for m in _KNOWN_MESSAGES):
-                # these very bytes are already in the node (two processes of one member that
-                # built the same transaction, e.g. with a computed gas limit): it is sent
-                return bytes(keccak(raw))
+            if any(m in message.lower() for m in _ALREADY_HELD):
+                return keccak(raw)
             if any(m in message.lower() for m in _NONCE_MESSAGES):
                 raise NonceConflict(f"the node refused the transaction: {message}")
             raise ChainError(f"the node refused the transaction: {message}")

@@ -284,9 +284,10 @@ def serve(
             port=port,
             workers=workers,
             loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
+            # httptools, with OCSP answered below ASGI (dpki.inquiry.protocol)
+            http="dpki.inquiry.protocol:OcspHttpProtocol",
             access_log=access_log,
-            log_level="warning",
+            log_level="info" if access_log else "warning",  # access lines are at info
             timeout_keep_alive=5,
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,

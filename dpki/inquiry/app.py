@@ -62,7 +62,7 @@ from dpki.inquiry.views import certificate_json, iso, summary_json
 from dpki.metrics import CONTENT_TYPE, ServeMetrics, exposition
 from dpki.pki.codes import reason_label
 
-__all__ = ["CONFIG_ENV", "ServeConfig", "create_app", "factory", "status_json"]
+__all__ = ["CONFIG_ENV", "OcspRoute", "ServeConfig", "create_app", "factory", "status_json"]
 
 log = logging.getLogger("dpki.inquiry")
 
@@ -572,7 +572,8 @@ def create_app(config: ServeConfig) -> Callable[[Scope, Receive, Send], Awaitabl
     api.openapi = openapi  # type: ignore[method-assign]
     ocsp_counts = {label: metrics.ocsp.labels(label) for label in OCSP_LABELS}
     responder.answered = lambda label: ocsp_counts[label].inc()
-    return _Counted(_OcspFront(api, responder), metrics)
+    route = OcspRoute(responder)
+    return _Counted(_OcspFront(api, route), metrics, route)
 
 
 def _or_minus_one(value: int | None) -> int:
@@ -602,11 +603,27 @@ class _Counted:
     """Count every HTTP request by endpoint, method and status code."""
 
     def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: ServeMetrics
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        metrics: ServeMetrics,
+        ocsp_route: OcspRoute,
     ) -> None:
         self.app = app
         self.metrics = metrics
+        #: what the lean HTTP protocol (:mod:`dpki.inquiry.protocol`) answers below ASGI
+        self.ocsp_route = ocsp_route
+        ocsp_route.count = self.count
         self._counters: dict[tuple[str, str, int], Any] = {}  # labels() costs a lock each
+
+    def count(self, endpoint: str, method: str, status: int) -> None:
+        """Count one answered request."""
+        key = (endpoint, method if method in _METHODS else "other", status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.requests.labels(
+                key[0], key[1], str(status)
+            )
+        counter.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -623,81 +640,111 @@ class _Counted:
         try:
             await self.app(scope, receive, sending)
         finally:
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            key = (_endpoint(scope), method, status)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = self.metrics.requests.labels(
-                    key[0], method, str(status)
-                )
-            counter.inc()
+            self.count(_endpoint(scope), scope["method"], status)
+
+
+Headers = list[tuple[bytes, bytes]]
+_JSON = b"application/json"
+
+
+class OcspRoute:
+    """Answer ``POST /ocsp`` and ``GET``/``HEAD /ocsp/{base64}`` (RFC 6960 A.1, RFC 5019).
+
+    Synchronous and free of any HTTP framework: the plain-ASGI route (:class:`_OcspFront`)
+    and the lean HTTP protocol (:mod:`dpki.inquiry.protocol`) both answer through it, so
+    they send the same status, headers and body.
+    """
+
+    #: the largest request body read; a larger one gets malformedRequest
+    max_body = _MAX_OCSP
+
+    def __init__(self, responder: OcspResponder) -> None:
+        self.responder = responder
+        #: told of each answered request (endpoint, method, status); set by _Counted
+        self.count: Callable[[str, str, int], None] = _count_nothing
+
+    @staticmethod
+    def endpoint(path: str) -> str | None:
+        """Return the route template of an OCSP path (None: not OCSP's)."""
+        if path == "/ocsp":
+            return "/ocsp"
+        if path.startswith("/ocsp/") and path != "/ocsp/responder.pem":
+            return "/ocsp/{request}"
+        return None
+
+    def respond(
+        self, method: str, endpoint: str, raw_path: bytes, body: bytes
+    ) -> tuple[int, Headers, bytes]:
+        """Return (status, headers, body) for a request to ``endpoint``.
+
+        ``raw_path`` is the request target as sent (for the GET form), ``body`` the POST
+        body, empty when there was none or it was over :attr:`max_body`. A HEAD answer
+        carries the GET answer's headers; its sender leaves the body out."""
+        if endpoint == "/ocsp":
+            if method != "POST":
+                return _not_allowed(b"POST")
+            return self._answer(self.responder.answer(body) if body else MALFORMED_ANSWER)
+        if method not in ("GET", "HEAD"):
+            return _not_allowed(b"GET, HEAD")
+        encoded = unquote(raw_path.decode("latin-1").split("?", 1)[0][len("/ocsp/") :])
+        try:
+            request = base64.b64decode(encoded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            request = b""
+        return self._answer(self.responder.answer(request) if request else MALFORMED_ANSWER)
+
+    def _answer(self, answer: OcspAnswer) -> tuple[int, Headers, bytes]:
+        return 200, answer.headers(time.time(), self.responder.max_age()), answer.der
+
+
+def _count_nothing(_endpoint: str, _method: str, _status: int) -> None:
+    pass
+
+
+def _not_allowed(allow: bytes) -> tuple[int, Headers, bytes]:
+    body = json.dumps({"error": f"method not allowed here; allowed: {allow.decode()}"}).encode()
+    headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body)), (b"allow", allow)]
+    return 405, headers, body
 
 
 class _OcspFront:
     """Answer OCSP and the status hot path in plain ASGI; hand everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI, responder: OcspResponder) -> None:
+    def __init__(self, api: FastAPI, route: OcspRoute) -> None:
         self.api = api
-        self.responder = responder
+        self.route = route
+        self.index = route.responder.index
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             method: str = scope["method"]
-            if path == "/ocsp":
-                if method != "POST":
-                    await _not_allowed(send, b"POST")
-                    return
-                body = await _read_body(receive, _MAX_OCSP)
-                await self._answer(send, self.responder.answer(body) if body else MALFORMED_ANSWER)
+            endpoint = OcspRoute.endpoint(path)
+            if endpoint is not None:
+                body = b""
+                if endpoint == "/ocsp" and method == "POST":
+                    body = await _read_body(receive, OcspRoute.max_body)
+                raw = scope.get("raw_path") or path.encode()
+                status, headers, content = self.route.respond(method, endpoint, raw, body)
+                if method == "HEAD":
+                    content = b""
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": content})
                 return
             if path.startswith("/status/") and method == "GET":
                 cid = parse_cert_id(path[len("/status/") :])
                 if cid is not None:  # the hot path, in plain ASGI; errors go to FastAPI
-                    answer = status_json(self.responder.index, cid)
+                    answer = status_json(self.index, cid)
                     if answer is not None:
-                        await _send(send, 200, json.dumps(answer).encode(), b"application/json")
+                        await _send(send, 200, json.dumps(answer).encode(), _JSON)
                         return
-            if path.startswith("/ocsp/") and path != "/ocsp/responder.pem":
-                if method not in ("GET", "HEAD"):
-                    await _not_allowed(send, b"GET, HEAD")
-                    return
-                raw = scope.get("raw_path") or path.encode()
-                encoded = unquote(raw.decode("latin-1").split("?", 1)[0][len("/ocsp/") :])
-                try:
-                    request = base64.b64decode(
-                        encoded.replace("-", "+").replace("_", "/"), validate=True
-                    )
-                except (binascii.Error, ValueError):
-                    request = b""
-                ocsp_answer = self.responder.answer(request) if request else MALFORMED_ANSWER
-                await self._answer(send, ocsp_answer, head=method == "HEAD")
-                return
         await self.api(scope, receive, send)
 
-    async def _answer(self, send: Send, answer: OcspAnswer, *, head: bool = False) -> None:
-        extra = answer.cache_headers(time.time(), self.responder.max_age())
-        await _send(send, 200, answer.der, b"application/ocsp-response", extra, head=head)
 
-
-async def _not_allowed(send: Send, allow: bytes) -> None:
-    body = json.dumps({"error": f"method not allowed here; allowed: {allow.decode()}"}).encode()
-    await _send(send, 405, body, b"application/json", [(b"allow", allow)])
-
-
-async def _send(
-    send: Send,
-    status: int,
-    body: bytes,
-    ctype: bytes,
-    extra: list[tuple[bytes, bytes]] | None = None,
-    *,
-    head: bool = False,
-) -> None:
-    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-    headers += extra or []
+async def _send(send: Send, status: int, body: bytes, ctype: bytes) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

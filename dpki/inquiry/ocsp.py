@@ -96,6 +96,27 @@ class OcspAnswer:
         control = b"max-age=%d, public, no-transform, must-revalidate" % max_age
         return [(b"cache-control", control), *self._validators]
 
+    def headers(self, now: float, fresh_for: int) -> list[tuple[bytes, bytes]]:
+        """Return the HTTP headers of this answer: content type and length, then the caching
+        headers; for a cacheable answer, the same list all through one second."""
+        if not self.cacheable:
+            return [*self._entity, *self.cache_headers(now, fresh_for)]
+        memo = self._memo
+        second = int(now)
+        if memo[0] != second:
+            memo[:] = [second, [*self._entity, *self.cache_headers(now, fresh_for)]]
+        headers: list[tuple[bytes, bytes]] = memo[1]
+        return headers
+
+    @functools.cached_property
+    def _entity(self) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        return ((b"content-type", _OCSP_RESPONSE), (b"content-length", b"%d" % len(self.der)))
+
+    @functools.cached_property
+    def _memo(self) -> list[Any]:
+        """[second, the headers of that second]."""
+        return [None, None]
+
     @functools.cached_property
     def _validators(self) -> list[tuple[bytes, bytes]]:
         """Last-Modified, Expires and ETag: worked out once per signed response."""
@@ -107,6 +128,9 @@ class OcspAnswer:
         ]
 
 
+_OCSP_RESPONSE = b"application/ocsp-response"
+
+
 def _http_date(ts: int) -> bytes:
     return email.utils.formatdate(ts, usegmt=True).encode()
 
@@ -115,6 +139,7 @@ MALFORMED_ANSWER = OcspAnswer(MALFORMED)
 INTERNAL_ERROR_ANSWER = OcspAnswer(INTERNAL_ERROR)
 
 _MAX_CACHE = 200_000
+_MAX_BODIES = 20_000
 _HOLD = 6  # RFC 5280 certificateHold: a suspension
 _SUPERSEDED = 4  # RFC 5280 superseded: a renewal replaced it
 
@@ -346,14 +371,19 @@ class OcspResponder:
         self.identity = identity
         self.validity = validity
         self._encoder = _Encoder(identity, validity)
-        # request DER -> (answer, certificate id or None, re-sign after)
-        self._cache: dict[bytes, tuple[OcspAnswer, str | None, float]] = {}
+        # request DER -> (answer, certificate id or None, re-sign after, status label)
+        self._cache: dict[bytes, tuple[OcspAnswer, str | None, float, str]] = {}
+        # (hash algorithm, issuer name hash, issuer key hash, serial) -> (the certificate's
+        # state, its CertID and certStatus DER, the status label): what a nonce does not change
+        self._singles: dict[tuple[str, bytes, bytes, int], tuple[CertState | None, bytes, str]] = {}
         #: told what each answer said: good, revoked, unknown, malformed or internal_error
         self.answered: Callable[[str], None] = _ignore
 
     def refresh(self) -> None:
         """Pick up index changes and forget the cached responses they make stale."""
         changed = self.index.refresh()
+        if changed is None or changed:  # an unknown certificate may be known now
+            self._singles = {}
         if changed is None:
             self._cache = {}
         elif changed:
@@ -369,35 +399,44 @@ class OcspResponder:
         """Return the OCSP answer for a DER request, with its times (never raises)."""
         cached = self._cache.get(request_der)
         if cached is not None and cached[2] > time.time():
-            # a status change empties the cache entry: the index has the status it was made for
-            known = None if cached[1] is None else self.index.by_id.get(cached[1])
-            self.answered(cert_status_label(known))
+            # a status change empties the cache entry: the status it says is the index's
+            self.answered(cached[3])
             return cached[0]
         try:
             request = ocsp.load_der_ocsp_request(request_der)
-            algorithm = request.hash_algorithm
-            name_hash = request.issuer_name_hash
-            key_hash = request.issuer_key_hash
-            serial = request.serial_number
+            key = (
+                request.hash_algorithm.name,
+                request.issuer_name_hash,
+                request.issuer_key_hash,
+                request.serial_number,
+            )
             nonce = None
             for ext in request.extensions:
-                if isinstance(ext.value, x509.OCSPNonce):
-                    nonce = ext.value.nonce
+                value = ext.value
+                if type(value) is x509.OCSPNonce:  # what cryptography makes of the nonce
+                    nonce = value.nonce
         except Exception:  # whatever does not decode as RFC 6960 says
             self.answered("malformed")
             return MALFORMED_ANSWER
-        if algorithm.name not in ("sha1", "sha256"):
+        if key[0] not in _CERT_ID_ALGORITHMS:
             self.answered("malformed")
             return MALFORMED_ANSWER
         try:
-            state = self.index.find(algorithm.name, name_hash, key_hash, serial)
+            found = self._singles.get(key)
+            if found is None:
+                if len(self._singles) >= _MAX_CACHE:
+                    self._singles.clear()
+                state = self.index.find(*key)
+                part = _single_part(*key, state)
+                found = self._singles[key] = (state, part, cert_status_label(state))
+            state = found[0]
             now = int(time.time())
-            der = self._sign(algorithm, name_hash, key_hash, serial, state, nonce, now)
+            der = self._encoder.response(found[1], nonce, now)
         except Exception:
             log.exception("cannot build an OCSP response")
             self.answered("internal_error")
             return INTERNAL_ERROR_ANSWER
-        self.answered(cert_status_label(state))
+        self.answered(found[2])
         answer = OcspAnswer(der, now, now + self.validity, nonce is not None)
         if nonce is None:
             if len(self._cache) >= _MAX_CACHE:
@@ -406,6 +445,7 @@ class OcspResponder:
                 answer,
                 state.cert_id if state else None,
                 now + self.validity / 2,
+                found[2],
             )
         return answer
 
@@ -423,24 +463,33 @@ class OcspResponder:
         nonce: bytes | None,
         now: float,
     ) -> bytes:
-        if state is None or state.status in (Status.PENDING, Status.NONE):
-            cert_status = _UNKNOWN
-        elif state.status == Status.ACTIVE:
-            cert_status = _GOOD
-        else:
-            revoked = _generalized_time(state.updated_at)
-            number = _reason_number(state.status, state.reason)
-            if number is not None:  # [0] EXPLICIT CRLReason (an ENUMERATED)
-                revoked += b"\xa0\x03\x0a\x01" + bytes((number,))
-            cert_status = _tlv(0xA1, revoked)  # [1] IMPLICIT RevokedInfo
-        cert_id = _tlv(
-            0x30,
-            _CERT_ID_ALGORITHMS[algorithm.name]
-            + _tlv(0x04, name_hash)
-            + _tlv(0x04, key_hash)
-            + _integer(serial),
-        )
-        return self._encoder.response(cert_id, cert_status, nonce, int(now))
+        """Return a DER OCSPResponse for one CertID in ``state``, signed now."""
+        part = _single_part(algorithm.name, name_hash, key_hash, serial, state)
+        return self._encoder.response(part, nonce, int(now))
+
+
+def _single_part(
+    algorithm: str, name_hash: bytes, key_hash: bytes, serial: int, state: CertState | None
+) -> bytes:
+    """Return the start of a SingleResponse: the CertID and the certificate status."""
+    if state is None or state.status in (Status.PENDING, Status.NONE):
+        cert_status = _UNKNOWN
+    elif state.status == Status.ACTIVE:
+        cert_status = _GOOD
+    else:
+        revoked = _generalized_time(state.updated_at)
+        number = _reason_number(state.status, state.reason)
+        if number is not None:  # [0] EXPLICIT CRLReason (an ENUMERATED)
+            revoked += b"\xa0\x03\x0a\x01" + bytes((number,))
+        cert_status = _tlv(0xA1, revoked)  # [1] IMPLICIT RevokedInfo
+    cert_id = _tlv(
+        0x30,
+        _CERT_ID_ALGORITHMS[algorithm]
+        + _tlv(0x04, name_hash)
+        + _tlv(0x04, key_hash)
+        + _integer(serial),
+    )
+    return cert_id + cert_status
 
 
 # -- DER, pre-encoded where it can be ---------------------------------------------------
@@ -506,6 +555,10 @@ class _Encoder:
             self.sign = key.sign
         self._second = -1
         self._times = (b"", b"")
+        #: content size of the BasicOCSPResponse -> the DER that comes before it
+        self._heads: dict[int, bytes] = {}
+        #: CertID and status DER -> tbsResponseData content but the extensions, this second
+        self._bodies: dict[bytes, bytes] = {}
 
     def times(self, second: int) -> tuple[bytes, bytes]:
         """Return (producedAt = thisUpdate, [0] EXPLICIT nextUpdate), encoded once a second."""
@@ -515,19 +568,64 @@ class _Encoder:
                 _tlv(0xA0, _generalized_time(second + self.validity)),
             )
             self._second = second
+            self._bodies = {}
         return self._times
 
-    def response(
-        self, cert_id: bytes, cert_status: bytes, nonce: bytes | None, second: int
-    ) -> bytes:
-        """Return the DER OCSPResponse answering ``cert_id``, signed now."""
+    def response(self, single_part: bytes, nonce: bytes | None, second: int) -> bytes:
+        """Return the DER OCSPResponse of one SingleResponse (CertID and status), signed now."""
         produced, next_update = self.times(second)
-        single = _tlv(0x30, cert_id + cert_status + produced + next_update)
-        extensions = b""
-        if nonce is not None:  # [1] EXPLICIT Extensions, the nonce as an OCTET STRING
-            nonce_ext = _tlv(0x30, _NONCE_OID + _tlv(0x04, _tlv(0x04, nonce)))
-            extensions = _tlv(0xA1, _tlv(0x30, nonce_ext))
-        tbs = _tlv(0x30, self.responder_id + produced + _tlv(0x30, single) + extensions)
+        # tbsResponseData up to its extensions: the same for every answer on one certificate
+        # within a second
+        body = self._bodies.get(single_part)
+        if body is None:
+            if len(self._bodies) >= _MAX_BODIES:
+                self._bodies = {}
+            single = _tlv(0x30, single_part + produced + next_update)
+            body = self._bodies[single_part] = self.responder_id + produced + _tlv(0x30, single)
+        if nonce is None:
+            tbs = _tlv(0x30, body)
+        else:
+            extensions = _nonce_extensions(nonce)
+            tbs = _head(0x30, len(body) + len(extensions)) + body + extensions
         signature = _tlv(0x03, b"\x00" + self.sign(tbs))
-        basic = _tlv(0x30, tbs + self.algorithm + signature + self.certs)
-        return _tlv(0x30, _SUCCESSFUL + _tlv(0xA0, _tlv(0x30, _BASIC_OID + _tlv(0x04, basic))))
+        size = len(tbs) + len(self.algorithm) + len(signature) + len(self.certs)
+        head = self._heads.get(size)
+        if head is None:
+            head = self._heads[size] = _response_head(size)
+        return b"".join((head, tbs, self.algorithm, signature, self.certs))
+
+
+def _head(tag: int, size: int) -> bytes:
+    """Return the tag and definite length of a DER element of ``size`` content octets."""
+    if size < 0x80:
+        return bytes((tag, size))
+    octets = (size.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | octets)) + size.to_bytes(octets, "big")
+
+
+def _response_head(size: int) -> bytes:
+    """Return what comes before a BasicOCSPResponse's content of ``size`` octets: the
+    OCSPResponse and its status, the [0] EXPLICIT responseBytes, its responseType and the
+    OCTET STRING holding the basic response, and the basic response's own tag and length."""
+    basic = _head(0x30, size)
+    octets = _head(0x04, len(basic) + size) + basic
+    response_bytes_size = len(_BASIC_OID) + len(octets) + size
+    response_bytes = _head(0x30, response_bytes_size) + _BASIC_OID + octets
+    tagged_size = len(response_bytes) + size
+    tagged = _head(0xA0, tagged_size)
+    outer_size = len(_SUCCESSFUL) + len(tagged) + tagged_size
+    return _head(0x30, outer_size) + _SUCCESSFUL + tagged + response_bytes
+
+
+def _nonce_extensions(nonce: bytes) -> bytes:
+    """Return [1] EXPLICIT Extensions holding the nonce (an OCTET STRING in the extnValue)."""
+    size = len(nonce)
+    if size <= 100:  # every length fits one octet
+        return (
+            bytes((0xA1, size + 19, 0x30, size + 17, 0x30, size + 15))
+            + _NONCE_OID
+            + bytes((0x04, size + 2, 0x04, size))
+            + nonce
+        )
+    nonce_ext = _tlv(0x30, _NONCE_OID + _tlv(0x04, _tlv(0x04, nonce)))
+    return _tlv(0xA1, _tlv(0x30, nonce_ext))

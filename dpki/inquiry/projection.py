@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
 from dpki.pki.x509 import dn, load_certificate, name_facts, ocsp_hashes
@@ -31,6 +33,7 @@ __all__ = [
     "event_row",
     "hex_id",
     "member_rows",
+    "parse_fields",
     "project_range",
 ]
 
@@ -69,11 +72,13 @@ MUTABLE = (
 
 @dataclass
 class CertRow:
-    """A certificate row as a dict of column values (mutated while events apply)."""
+    """A certificate row as a dict of column values (mutated while events apply), with the
+    certificate parsed from its DER when this range submitted it (None: not parsed here)."""
 
     values: dict[str, Any]
     new: bool = False
     dirty: bool = False
+    certificate: x509.Certificate | None = None
 
 
 @dataclass
@@ -91,11 +96,16 @@ class Batch:
 
 def hex_id(value: bytes | bytearray) -> str:
     """Return bytes as lower-case hex without 0x (ids and hashes in the index)."""
-    return bytes(value).hex()
+    return value.hex()
 
 
 def cert_fields(der: bytes) -> dict[str, Any]:
     """Return the parsed columns of a certificate row (``parse_error`` when it does not parse)."""
+    return parse_fields(der)[0]
+
+
+def parse_fields(der: bytes) -> tuple[dict[str, Any], x509.Certificate | None]:
+    """Return :func:`cert_fields` and the parsed certificate (None: it does not parse)."""
     empty: dict[str, Any] = {
         "subject": None,
         "organization": None,
@@ -128,22 +138,25 @@ def cert_fields(der: bytes) -> dict[str, Any]:
             **ocsp_hashes(cert),
         )
     except Exception as exc:  # the ledger may hold bytes that are no certificate
-        return dict(empty, parse_error=f"{type(exc).__name__}: {exc}"[:500])
+        return dict(empty, parse_error=f"{type(exc).__name__}: {exc}"[:500]), None
     if self_issued:
         out["issuer_key_sha1"] = out["key_sha1"]
         out["issuer_key_sha256"] = out["key_sha256"]
-    return out
+    return out, cert
+
+
+#: json.dumps(..., sort_keys=True) without building an encoder per call (the same text)
+_ARGS_ENCODER = json.JSONEncoder(sort_keys=True)
 
 
 def args_json(args: dict[str, Any]) -> str:
     """Return event arguments as JSON (bytes as 0x hex, the DER left out)."""
-    return json.dumps(
+    return _ARGS_ENCODER.encode(
         {
-            k: ("0x" + bytes(v).hex() if isinstance(v, bytes | bytearray) else v)
+            k: ("0x" + v.hex() if isinstance(v, bytes | bytearray) else v)
             for k, v in args.items()
             if k != "der"
-        },
-        sort_keys=True,
+        }
     )
 
 
@@ -281,12 +294,15 @@ def apply_cert_event(
             "updated_block": event.block_number,
             "updated_at": timestamp,
             "revision": revision,
-            **cert_fields(der),
         }
+        fields, certificate = parse_fields(der)
+        values.update(fields)
         earlier = rows.get(cid)
         if earlier is not None:  # registered again after a rejection or withdrawal
             values = {**earlier.values, **{k: values[k] for k in MUTABLE if k in values}}
-        rows[cid] = CertRow(values, new=earlier is None or earlier.new, dirty=True)
+        rows[cid] = CertRow(
+            values, new=earlier is None or earlier.new, dirty=True, certificate=certificate
+        )
         batch.history.append(
             dict(
                 common,

@@ -173,9 +173,12 @@ def create_schema(engine: sa.Engine, safe_url: str) -> None:
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Set WAL, NORMAL sync and a busy timeout on each SQLite connection."""
+    """Set WAL, NORMAL sync, a busy timeout and a 32 MiB page cache on each SQLite connection
+    (a catch-up range writes megabytes; with the default 2 MiB cache its pages spill to the
+    WAL before the commit, one by one)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-32768")
     cursor.close()

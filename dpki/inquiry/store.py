@@ -12,11 +12,15 @@ together with the checkpoint, so a crash leaves either all of a range or none of
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dpki.chain.abi import Event
 from dpki.errors import ConfigError
@@ -67,6 +71,8 @@ __all__ = [
     "ocsp_hashes",
 ]
 
+log = logging.getLogger("dpki.index")
+
 #: recent blocks whose hashes the index keeps, events or not: the deepest reorganization it
 #: can follow without reading everything again
 KEEP_BLOCKS = 256
@@ -83,8 +89,11 @@ class Store(Queries):
             self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         except Exception as exc:
             raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
+        self._checkpoints: _Checkpoints | None = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _no_automatic_checkpoints)
+            self._checkpoints = _Checkpoints(self.engine)
         if create:
             create_schema(self.engine, self.safe_url)
 
@@ -94,7 +103,9 @@ class Store(Queries):
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (after the WAL checkpoint in progress, if any)."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
 
     @staticmethod
@@ -116,7 +127,8 @@ class Store(Queries):
         """
         wanted = f"{chain_id}:{address.lower()}"
         with self.engine.begin() as db:
-            got = self.get_meta("registry", db)
+            meta = self._meta_values(db, ("registry", "deploy_block", "genesis"))
+            got = meta.get("registry")
             if got is None:
                 self._set_meta(db, "registry", wanted)
                 self._set_meta(db, "deploy_block", str(deploy_block))
@@ -128,8 +140,8 @@ class Store(Queries):
                     f"the index at {self.safe_url} mirrors registry {got}; this deployment is "
                     f"{wanted}: use another --db"
                 )
-            got_block = self.get_meta("deploy_block", db)
-            got_genesis = self.get_meta("genesis", db)
+            got_block = meta.get("deploy_block")
+            got_genesis = meta.get("genesis")
             if genesis is not None and got_genesis is None:
                 self._set_meta(db, "genesis", genesis)
             elif (genesis is not None and got_genesis != genesis) or (
@@ -157,27 +169,47 @@ class Store(Queries):
         One transaction: either all of it lands or none of it.
         """
         with self.engine.begin() as db:
-            revision = int(self.get_meta("revision", db) or 0) + 1
+            if db.dialect.name == "postgresql":
+                # as SQLite's synchronous=NORMAL: a server crash may forget the newest ranges
+                # (whole, with their checkpoint, so they are read again), never half of one
+                db.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            meta = self._meta_values(db, ("revision", "pruned_below"))
+            revision = int(meta.get("revision") or 0) + 1
             cert_ids = {hex_id(e.args["certId"]) for e in events if e.name in CERT_EVENTS}
             rows = self._load_rows(db, cert_ids)
             times = {number: block.timestamp for number, block in blocks.items()}
             batch = project_range(rows, events, times, revision)
-            _insert_many(db, events_table, batch.events)
             fresh = [r for r in rows.values() if r.new]
-            self._resolve_issuers(db, fresh)
-            self._write_rows(db, rows)
+            check_issuers = self._issuer_checks(db, fresh)
+            # the signature checks take the CPU; meanwhile a second thread writes the rows
+            # that do not depend on them, then each batch of new certificates as soon as
+            # its checks are done (SQLite and psycopg release the GIL while they work)
+            with _Writer(db) as writer:
+                writer.put(events_table, batch.events)
+                writer.put(votes_table, batch.votes)
+                writer.put(history_table, batch.history)
+                for start in range(0, len(fresh), _CERTS_AT_ONCE):
+                    part = fresh[start : start + _CERTS_AT_ONCE]
+                    check_issuers(part)
+                    writer.put(certificates_table, [r.values for r in part])
             self._adopt_orphans(db, fresh, revision)
-            _insert_many(db, votes_table, batch.votes)
-            _insert_many(db, history_table, batch.history)
+            self._write_rows(db, rows)
             if batch.members_changed:
                 self._rebuild_members(db)
             self._save_blocks(db, [*blocks.values(), checkpoint])
-            self._prune_blocks(db, checkpoint.number - KEEP_BLOCKS)
-            self._set_meta(
-                db, "checkpoint", f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
+            updates = {
+                "checkpoint": f"{checkpoint.number}:{checkpoint.hash}:{checkpoint.timestamp}"
+            }
+            pruned = self._prune_blocks(
+                db, checkpoint.number - KEEP_BLOCKS, int(meta.get("pruned_below") or 0)
             )
+            if pruned is not None:
+                updates["pruned_below"] = str(pruned)
             if any(r.dirty for r in rows.values()):
-                self._set_meta(db, "revision", str(revision))
+                updates["revision"] = str(revision)
+            _upsert_meta(db, updates)
+        if self._checkpoints is not None:
+            self._checkpoints.request()
         return len(events)
 
     def rollback_to(self, ancestor: BlockRef | None, deploy_block: int) -> int:
@@ -217,6 +249,8 @@ class Store(Queries):
                 )
             self._set_meta(db, "revision", str(revision))
             self._set_meta(db, "reorgs", str(int(self.get_meta("reorgs", db) or 0) + 1))
+        if self._checkpoints is not None:
+            self._checkpoints.request()
         return len(gone)
 
     def _rebuild_certs(self, db: sa.Connection, cert_ids: set[str], revision: int) -> None:
@@ -265,20 +299,27 @@ class Store(Queries):
 
     def _load_rows(self, db: sa.Connection, cert_ids: Iterable[str]) -> dict[str, CertRow]:
         ids = list(cert_ids)
-        out: dict[str, CertRow] = {}
+        if not ids:
+            return {}
         cols = [certificates_table.c.id, *(certificates_table.c[k] for k in MUTABLE)]
-        for start in range(0, len(ids), 500):
-            for r in db.execute(
-                sa.select(*cols).where(certificates_table.c.id.in_(ids[start : start + 500]))
-            ):
-                out[r.id] = CertRow(dict(r._mapping))
-        return out
+        return {
+            r.id: CertRow(dict(r._mapping))
+            for r in db.execute(sa.select(*cols).where(_among(db, certificates_table.c.id, ids)))
+        }
+
+    @staticmethod
+    def _meta_values(db: sa.Connection, keys: Sequence[str]) -> dict[str, str]:
+        """Return the meta values of ``keys`` that are set, in one query."""
+        rows = db.execute(
+            sa.select(meta_table.c.key, meta_table.c.value).where(meta_table.c.key.in_(keys))
+        )
+        return {key: value for key, value in rows}
 
     @staticmethod
     def _write_rows(db: sa.Connection, rows: dict[str, CertRow]) -> None:
-        fresh = [r.values for r in rows.values() if r.new]
+        """Update the rows that were in the index before and changed (new rows are inserted
+        by :meth:`commit_range` as their issuers are checked)."""
         changed = [r.values for r in rows.values() if r.dirty and not r.new]
-        _insert_many(db, certificates_table, fresh)
         if changed:
             c = certificates_table
             stmt = (
@@ -291,34 +332,41 @@ class Store(Queries):
             )
 
     @staticmethod
-    def _resolve_issuers(db: sa.Connection, rows: list[CertRow]) -> None:
-        """Set the issuer key hashes of new certificates issued by one in the index (OCSP
-        CertIDs carry them); runs before the new rows are written."""
-        issued = [
-            r.values
+    def _issuer_checks(
+        db: sa.Connection, rows: list[CertRow]
+    ) -> Callable[[Iterable[CertRow]], None]:
+        """Find the candidate issuers of new certificates (one query); return the signature
+        checks that set the issuer key hashes of those of them they are given (OCSP CertIDs
+        carry them), which use no SQL. They run before the new rows are written."""
+        names = {
+            r.values["issuer_name_sha1"]
             for r in rows
             if not (r.values["self_issued"] or r.values["parse_error"])
             and r.values["issuer_name_sha1"]
-        ]
-        if not issued:
-            return
-        names = sorted({v["issuer_name_sha1"] for v in issued})
+        }
         candidates = IssuerKeys()
-        for r in rows:
-            if r.values["subject_name_sha1"] in names:
-                candidates.add(r.values)
-        c = certificates_table
-        for start in range(0, len(names), 500):
+        if names:
+            for r in rows:
+                if r.values["subject_name_sha1"] in names:
+                    candidates.add(r.values)
+            c = certificates_table
             for cand in db.execute(
                 sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
-                .where(c.c.subject_name_sha1.in_(names[start : start + 500]))
+                .where(_among(db, c.c.subject_name_sha1, sorted(names)))
                 .where(c.c.key_sha1.is_not(None))
             ):
                 candidates.add(dict(cand._mapping))
-        for v in issued:
-            found = candidates.issuer_of(v["der"], v["issuer_name_sha1"])
-            if found is not None:
-                v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+        def check(some: Iterable[CertRow]) -> None:
+            for r in some:
+                v = r.values
+                if v["self_issued"] or v["parse_error"] or not v["issuer_name_sha1"]:
+                    continue
+                found = candidates.issuer_of(r.certificate or v["der"], v["issuer_name_sha1"])
+                if found is not None:
+                    v["issuer_key_sha1"], v["issuer_key_sha256"] = found
+
+        return check
 
     @staticmethod
     def _adopt_orphans(db: sa.Connection, rows: list[CertRow], revision: int) -> None:
@@ -332,20 +380,19 @@ class Store(Queries):
             candidates.add(r.values)
         c = certificates_table
         linked = []
-        for start in range(0, len(names), 500):
-            for orphan in db.execute(
-                sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
-                    c.c.issuer_name_sha1.in_(names[start : start + 500]),
-                    c.c.issuer_key_sha1.is_(None),
-                    c.c.self_issued.is_(False),
-                    c.c.parse_error.is_(None),
-                )
-            ):
-                if orphan.id in fresh:
-                    continue
-                found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
-                if found is not None:
-                    linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
+        for orphan in db.execute(
+            sa.select(c.c.id, c.c.der, c.c.issuer_name_sha1).where(
+                _among(db, c.c.issuer_name_sha1, names),
+                c.c.issuer_key_sha1.is_(None),
+                c.c.self_issued.is_(False),
+                c.c.parse_error.is_(None),
+            )
+        ):
+            if orphan.id in fresh:
+                continue
+            found = candidates.issuer_of(orphan.der, orphan.issuer_name_sha1)
+            if found is not None:
+                linked.append({"_id": orphan.id, "_k1": found[0], "_k256": found[1]})
         if linked:
             db.execute(
                 c.update()
@@ -389,14 +436,15 @@ class Store(Queries):
             ],
         )
 
-    def _prune_blocks(self, db: sa.Connection, keep_from: int) -> None:
-        """Forget event-less blocks below ``keep_from`` (checkpoints of empty ranges; QBFT
-        makes a block every few seconds). Blocks with events stay: their times date the
-        history when a reorganization rebuilds it. Only blocks newer than the last prune are
-        looked at, so each commit does a bounded amount of work."""
-        start = int(self.get_meta("pruned_below", db) or 0)
+    @staticmethod
+    def _prune_blocks(db: sa.Connection, keep_from: int, start: int) -> int | None:
+        """Forget event-less blocks in ``[start, keep_from)`` (checkpoints of empty ranges;
+        QBFT makes a block every few seconds); return the new ``pruned_below``, or None when
+        there was nothing to look at. Blocks with events stay: their times date the history
+        when a reorganization rebuilds it. Only blocks newer than the last prune are looked
+        at, so each commit does a bounded amount of work."""
         if keep_from <= start:
-            return
+            return None
         b = blocks_table
         has_events = sa.select(events_table.c.block_number).where(
             events_table.c.block_number == b.c.number
@@ -404,37 +452,173 @@ class Store(Queries):
         db.execute(
             b.delete().where(b.c.number >= start, b.c.number < keep_from, ~sa.exists(has_events))
         )
-        self._set_meta(db, "pruned_below", str(keep_from))
+        return keep_from
+
+
+def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    """Leave WAL checkpoints to :class:`_Checkpoints` (the committing connection would
+    otherwise copy the WAL into the database file itself, inside the indexer's step)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class _Checkpoints:
+    """Copy SQLite's WAL into the database file on a thread of its own, after each commit.
+
+    SQLite's own default is a checkpoint by the committing connection once the WAL holds
+    1000 pages: a catch-up range of a few megabytes pays for it in the middle of a step.
+    Here it runs beside the next step (SQLite releases the GIL while it copies pages), as
+    SQLite's documentation suggests for writers that must not wait. A PASSIVE checkpoint
+    never blocks readers or the writer; what it cannot copy yet, the next one does. When
+    the store closes, the last connection to close checkpoints what is left."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        """Ask for a checkpoint soon (starts the thread on first use)."""
+        with self._lock:
+            if self._closing:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dpki-index-checkpoint", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                with self._engine.connect() as db:
+                    db.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except sa.exc.DBAPIError as exc:  # the next commit asks again
+                log.warning("WAL checkpoint failed: %s", exc.orig)
+
+    def close(self) -> None:
+        """Stop the thread, after the checkpoint it is running."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+
+
+def _among(db: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+    """Return ``column IN values`` with the values as one bound parameter (a PostgreSQL
+    array, a JSON array for SQLite): a catch-up asks about thousands of ids at once, and
+    SQLAlchemy binds each value of an ``IN`` list separately."""
+    if db.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=_TEXT_ARRAY))
+    listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam(None, json.dumps(list(values)), type_=sa.String))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+_TEXT_ARRAY = postgresql.ARRAY(sa.String)
+
+
+def _upsert_meta(db: sa.Connection, values: dict[str, str]) -> None:
+    """Set meta values, inserting the keys that are not there yet, in one statement."""
+    rows = [{"key": k, "value": v} for k, v in values.items()]
+    insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(meta_table).values(rows)
+    db.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[meta_table.c.key], set_={"value": stmt.excluded.value}
+        )
+    )
+
+
+#: new certificates checked and then written at once (see Store.commit_range)
+_CERTS_AT_ONCE = 256
+
+
+class _Writer:
+    """Insert rows (:func:`_insert_many`, in ``db``'s transaction) on a second thread, in
+    the order they are put, while the caller computes; the caller must not use ``db`` until
+    the ``with`` block ends. Leaving waits for every row; a failure to write them is raised
+    there (after the block's own exception, if it has one)."""
+
+    def __init__(self, db: sa.Connection) -> None:
+        self._db = db
+        self._jobs: queue.SimpleQueue[tuple[sa.Table, Sequence[dict[str, Any]]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._failed: list[BaseException] = []
+        self._thread = threading.Thread(target=self._write, name="dpki-index-writer")
+
+    def put(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Have ``rows`` inserted into ``table`` after what was put before."""
+        if rows:
+            self._jobs.put((table, rows))
+
+    def _write(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._failed:
+                continue  # the transaction is lost: take the rest of the queue, write nothing
+            try:
+                _insert_many(self._db, *job)
+            except BaseException as exc:  # handed to the caller's thread
+                self._failed.append(exc)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._jobs.put(None)
+        try:
+            self._thread.join()
+        except BaseException:  # interrupted: still never hand back a connection mid-write
+            self._thread.join()
+            raise
+        if self._failed and kind is None:
+            raise self._failed[0]
 
 
 def _insert_many(db: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert plain-valued rows through the driver, in ``db``'s transaction.
 
     SQLAlchemy's ``insert()`` builds parameters row by row in Python; at catch-up sizes
-    (thousands of rows a range) that cost more than the database. PostgreSQL gets ``COPY``,
-    SQLite one ``executemany``. The columns hold ints, strings, bytes, booleans and None
-    only, which both drivers adapt as SQLAlchemy would.
+    (thousands of rows a range) that cost more than the database. PostgreSQL gets ``COPY``;
+    SQLite gets multi-row ``INSERT ... VALUES (...), (...)`` statements, as many rows each
+    as its limit on bound parameters allows, so that it inserts them in one step without
+    the GIL (``executemany`` takes the GIL back for every row). The columns hold ints,
+    strings, bytes, booleans and None only, which both drivers adapt as SQLAlchemy would.
     """
     if not rows:
         return
     columns = [table.c[name] for name in rows[0]]  # KeyError: a column the table lacks
+    keys = [c.name for c in columns]
     quote = db.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c.name) for c in columns)
-    values = [tuple(row[c.name] for c in columns) for row in rows]
-    table_name = quote(table.name)
-    if db.dialect.name == "postgresql":
-        sql = f"COPY {table_name} ({names}) FROM STDIN"
-    else:
-        sql = f"INSERT INTO {table_name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    head = f"{quote(table.name)} ({', '.join(quote(k) for k in keys)})"
     dbapi = db.dialect.loaded_dbapi
-    cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = db.connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    sql = f"COPY {head} FROM STDIN"
     try:
         if db.dialect.name == "postgresql":
             with cursor.copy(sql) as copy:
-                for value in values:
-                    copy.write_row(value)
+                for row in rows:
+                    copy.write_row([row[k] for k in keys])
         else:
-            cursor.executemany(sql, values)
+            per = max(1, driver.getlimit(dbapi.SQLITE_LIMIT_VARIABLE_NUMBER) // len(keys))  # type: ignore[union-attr]
+            one = f"({', '.join('?' * len(keys))})"
+            for start in range(0, len(rows), per):
+                part = rows[start : start + per]
+                sql = f"INSERT INTO {head} VALUES {', '.join([one] * len(part))}"
+                cursor.execute(sql, [row[k] for row in part for k in keys])
     except dbapi.Error as exc:  # as SQLAlchemy would raise it (UNAVAILABLE, IntegrityError...)
         raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
     finally:

@@ -182,13 +182,16 @@ class IssuerKeys:
                 values["key_sha256"],
             )
 
-    def issuer_of(self, der: bytes, issuer_name_sha1: str) -> tuple[str, str] | None:
-        """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``."""
+    def issuer_of(
+        self, der: bytes | x509.Certificate, issuer_name_sha1: str
+    ) -> tuple[str, str] | None:
+        """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``
+        (the DER, or the certificate already parsed from it)."""
         options = self._by_name.get(issuer_name_sha1)
         if not options:
             return None
         try:  # both parsed when they were indexed (rows with a parse error never get here)
-            child = load_certificate(der)
+            child = der if isinstance(der, x509.Certificate) else load_certificate(der)
         except DpkiError:
             return None
         for cid, (cand, key_sha1, key_sha256) in list(options.items()):
