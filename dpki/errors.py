@@ -38,6 +38,7 @@ __all__ = [
     "NotRevokedForKeyCompromise",
     "OrganizationNotCanonical",
     "OrganizationTaken",
+    "OutOfGas",
     "ParseError",
     "PolicyError",
     "ProposalClosed",
@@ -91,6 +92,14 @@ class NonceConflict(ChainError):
 
     Ids are content hashes, so sending the same action again is safe: the registry refuses
     a second registration or vote with its custom error, which callers read as "done".
+    """
+
+
+class OutOfGas(ChainError):
+    """A transaction sent with a computed gas limit ran out of gas (it changed nothing).
+
+    The sender falls back to the node's estimate for what it sends next; the work of the
+    failed transaction is sent again by its caller (submission node, validator).
     """
 
 

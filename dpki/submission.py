@@ -8,8 +8,15 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from dpki.chain.gas import submit_batch_gas
 from dpki.chain.registry import PendingTx, Registry, Status, Submission
-from dpki.errors import CertificateAlreadyRegistered, ChainError, NonceConflict, RpcUnavailable
+from dpki.errors import (
+    CertificateAlreadyRegistered,
+    ChainError,
+    NonceConflict,
+    OutOfGas,
+    RpcUnavailable,
+)
 from dpki.pki.x509 import CertificateFacts, organization_hash, validity_seconds
 
 __all__ = ["SubmitOutcome", "submission_for", "submit_all"]
@@ -69,7 +76,9 @@ def submit_all(
     same account (its nonce taken, its transaction dropped) or because an item of it got
     registered meanwhile is re-read and what is still missing is sent again; an item that
     is on the ledger from this account by then (an earlier send that was mined after all)
-    counts as submitted, not as a failure. Each batch is awaited until ``confirmations``
+    counts as submitted, not as a failure. A batch is sent with a computed gas bound, not
+    estimated; one whose bound fell short (``OutOfGas``) is sent again the same way, estimated
+    from then on. Each batch is awaited until ``confirmations``
     blocks deep; the node may restart meanwhile: sending waits for it, and a signed batch it
     lost is sent again byte for byte (its nonce lets it execute once at most). A Rejected id
     (withdrawn, or a copy validators rejected) is registered again; each outcome names the
@@ -191,7 +200,9 @@ def _send(
         try:
             if len(chunk) == 1:
                 return registry.submit(account, chunk[0])
-            return registry.submit_batch(account, chunk)
+            # a computed bound instead of the node's estimate (see dpki.chain.gas); one that
+            # falls short raises OutOfGas when awaited and the batch is sent again, estimated
+            return registry.submit_batch(account, chunk, gas=submit_batch_gas(chunk))
         except RpcUnavailable:
             if time.monotonic() > deadline:
                 raise
@@ -200,4 +211,4 @@ def _send(
 
 
 #: failures after which a batch is re-read and what is missing sent again
-_RETRIED = (NonceConflict, CertificateAlreadyRegistered)
+_RETRIED = (NonceConflict, CertificateAlreadyRegistered, OutOfGas)

@@ -4,8 +4,15 @@ For each ``CertificateSubmitted`` event it takes the DER from the event data (ne
 submitter), checks that the submitter-supplied fields (validity window, SPKI hash,
 organization hash) agree with the DER, runs the policy with issuer look-ups against the
 ledger and the submitting member's organization, then endorses or rejects with a reason code.
-Votes go out in batches. The checkpoint (last block fully decided) is saved after the votes
-are mined, so a restart re-reads at most one range and ``hasVoted`` prevents a second vote.
+Votes go out in batches, pipelined: the votes on one range of blocks are sent and the node
+goes on to the next range without waiting for them to be mined (on a chain with a block
+period each wait costs a block or two). The checkpoint (last block fully decided) moves to
+a range only when every vote on it and on the ranges before it is mined, so a restart
+re-reads at most the ranges in flight and ``hasVoted`` prevents a second vote; while votes
+are in flight the node does not decide those certificates again, and an id registered again
+meanwhile waits until they are mined. A vote refused or lost sends the node back to its
+checkpoint. Each range is read with one ``eth_getLogs`` (submissions, the issuer index's
+events and revocations for key compromise alike).
 
 The checkpoint keeps the hashes of the last blocks it reached. When the block at the
 checkpoint is no longer the chain's (a reorganization: Clique's out-of-turn blocks, a healed
@@ -20,6 +27,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +36,8 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from dpki.chain.registry import Event, Member, Registry, Status
+from dpki.chain.gas import endorse_batch_gas
+from dpki.chain.registry import Event, Member, PendingTx, Receipt, Registry, Status
 from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
 from dpki.metrics import ValidatorMetrics
 from dpki.pki.codes import REJECTION_REASONS
@@ -70,6 +79,8 @@ class Vote:
 
 #: checkpoints whose block hashes are kept to find the fork point after a reorganization
 _KEEP_HASHES = 64
+#: ranges whose votes may be in flight at once
+_MAX_IN_FLIGHT = 8
 
 
 @dataclass
@@ -82,6 +93,15 @@ class _State:
     endorsed: int = 0
     rejected: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class _InFlight:
+    """A decided range of blocks whose votes were sent and are not all mined yet."""
+
+    end: int
+    block_hash: str
+    votes: list[tuple[list[Vote], PendingTx]]
 
 
 class Validator:
@@ -123,6 +143,15 @@ class Validator:
         self._members: dict[str, Member | None] = {}
         self._by_org: dict[str, str | None] = {}
         self._compromised: dict[bytes, bool] = {}
+        self._parsed: dict[bytes, CertificateFacts | ParseError] = {}
+        #: decided ranges whose votes are not all mined (oldest first), and their ids
+        self._in_flight: list[_InFlight] = []
+        self._voting: set[bytes] = set()
+
+    @property
+    def votes_in_flight(self) -> int:
+        """Return how many certificates' votes were sent and are not known to be mined."""
+        return len(self._voting)
 
     # ------------------------------------------------------------------ state
 
@@ -203,6 +232,40 @@ class Validator:
         self._members.clear()
         self._by_org.clear()
         self._compromised.clear()
+        self._parsed.clear()
+
+    def _parse(self, cert_id: bytes, der: bytes) -> CertificateFacts:
+        """Parse a submission's DER once a step (the issuer index and the decision share it);
+        ``cert_id`` must be its SHA-256."""
+        found = self._parsed.get(cert_id)
+        if found is None:
+            try:
+                found = parse_certificate(der, name="0x" + cert_id.hex())
+            except ParseError as exc:
+                found = exc
+            self._parsed[cert_id] = found
+        if isinstance(found, ParseError):
+            raise found
+        return found
+
+    def _index_issuers(self, events: list[Event], submitted: dict[bytes, Event]) -> None:
+        """Apply the range's events to the issuer index; submissions that parse as anything
+        but a CA certificate never enter it, so they are left out (parsed once, here)."""
+        not_ca = set()
+        for cert_id, event in submitted.items():
+            der = bytes(event.args["der"])
+            if hashlib.sha256(der).digest() != cert_id:
+                continue
+            try:
+                if not self._parse(cert_id, der).ca:
+                    not_ca.add(cert_id)
+            except ParseError:
+                not_ca.add(cert_id)
+        self.issuers.apply(
+            e
+            for e in events
+            if e.name != "CertificateSubmitted" or bytes(e.args["certId"]) not in not_ca
+        )
 
     @staticmethod
     def _reject(cert_id: bytes, code: str) -> Vote:
@@ -245,7 +308,7 @@ class Validator:
         if hashlib.sha256(der).digest() != cert_id:  # the contract computes it: never expected
             return Vote(cert_id, False, ("SUBMISSION_MISMATCH",), SUBMISSION_MISMATCH)
         try:
-            f = parse_certificate(der, name="0x" + cert_id.hex())
+            f = self._parse(cert_id, der)
         except ParseError as exc:
             log.info("%s", exc)
             return Vote(cert_id, False, ("MALFORMED",), _MALFORMED)
@@ -332,62 +395,124 @@ class Validator:
         self.state.recent = recent[: len(still)] if keep else []
         self.state.checkpoint = back_to
         self.state.reorgs += 1
-        self.issuers.next_block = min(self.issuers.next_block, back_to + 1)
+        self.drop_in_flight()
         self._save_state()
 
+    def drop_in_flight(self) -> None:
+        """Forget the votes in flight and go back to the checkpoint (after a reorganization, a
+        vote refused or a fault): what they decided is read and decided again, and what of
+        it was mined meanwhile is skipped by ``hasVoted``."""
+        self._in_flight.clear()
+        self._voting.clear()
+        self.issuers.next_block = min(self.issuers.next_block, self.state.checkpoint + 1)
+
     def step(self) -> int:
-        """Decide every submission in confirmed blocks after the checkpoint; return how many."""
+        """Decide every submission in confirmed blocks after those already decided and send
+        the votes without waiting for them; return how many were decided.
+
+        The votes of earlier steps that are mined by now move the checkpoint first.
+        """
         self._rewind_if_reorganized()
+        self._collect()
         head = self.registry.block_number()
         safe = head - self.confirmations
         self.metrics.backlog_blocks.set(max(0, safe - self.state.checkpoint))
-        if safe <= self.state.checkpoint:
+        tail = self._in_flight[-1] if self._in_flight else None
+        last = tail.end if tail else self.state.checkpoint
+        if safe <= last or len(self._in_flight) >= _MAX_IN_FLIGHT:
             return 0
-        end = min(safe, self.state.checkpoint + self.log_range)
-        start = self.state.checkpoint + 1
+        end = min(safe, last + self.log_range)
+        start = last + 1
         self._forget_ledger_facts()
-        self._report_compromised_keys(start, end)
-        before = self._headers([end])[0]
-        self.issuers.refresh(end)
-        # an id registered again (after a rejection) in the same range: its last submission
-        events = list(
-            {
-                bytes(e.args["certId"]): e
-                for e in self.registry.events(start, end, ["CertificateSubmitted"])
-            }.values()
-        )
+        if self.issuers.next_block < start:
+            self.issuers.refresh(start - 1)
+        before = self._headers([end, *([tail.end] if tail else [])])
+        # every event of the range in one read: submissions, the issuer index, revocations
+        events = self.registry.events(start, end)
         after = self._headers([end])[0]
-        if before is None or after is None or before["hash"] != after["hash"]:
+        if before[0] is None or after is None or before[0]["hash"] != after["hash"]:
             return 0  # the chain moved while the range was read: read it again
+        if tail and (before[1] is None or before[1]["hash"] != tail.block_hash):
+            log.warning("chain reorganized under votes in flight: back to block %d", last)
+            self.drop_in_flight()
+            return 0
+        submitted = {
+            bytes(e.args["certId"]): e for e in events if e.name == "CertificateSubmitted"
+        }  # an id registered again (after a rejection) in the same range: its last one
+        if self._voting & submitted.keys():
+            return 0  # registered again while our vote on it is in flight: after that vote
+        self._index_issuers(events, submitted)
+        self.issuers.next_block = end + 1
+        self._report_compromised_keys(events)
         at = (
             self.clock()
             if self.clock is not None
             else datetime.fromtimestamp(int(after["timestamp"], 16), UTC)
         )
-        ids = [bytes(e.args["certId"]) for e in events]
-        statuses = self.registry.statuses(ids)
-        voted = self.registry.have_voted(ids, self.account.address)
-        self.prefetch(events)
-        decisions = [
-            self._decide_one(event, at)
-            for event, record, done in zip(events, statuses, voted, strict=True)
-            if record.status is Status.PENDING and not done
-        ]
-        self.metrics.backlog.set(len(decisions))
-        self._vote(decisions)
-        self.state.checkpoint = end
-        self.state.recent = [*self.state.recent, (end, str(after["hash"]))][-_KEEP_HASHES:]
-        self._save_state()
-        self.metrics.backlog.set(0)
-        self.metrics.last_block.set(end)
-        self.metrics.backlog_blocks.set(max(0, safe - end))
+        records = dict(zip(submitted, self.registry.statuses(list(submitted)), strict=True))
+        pending = [c for c, r in records.items() if r.status is Status.PENDING]
+        # hasVoted is asked only where someone voted (no vote at all: not ours either)
+        asked = [c for c in pending if records[c].endorsements + records[c].rejections]
+        voted = {
+            c
+            for c, done in zip(
+                asked, self.registry.have_voted(asked, self.account.address), strict=True
+            )
+            if done
+        }
+        undecided = [submitted[c] for c in pending if c not in voted]
+        self.prefetch(undecided)
+        decisions = [self._decide_one(event, at) for event in undecided]
+        self.metrics.backlog.set(len(self._voting) + len(decisions))
+        renewals = {
+            cert_id for cert_id, e in submitted.items() if bytes(e.args["replaces"]) != bytes(32)
+        }
+        votes = self._send_votes(decisions, renewals)
+        self._in_flight.append(_InFlight(end, str(after["hash"]), votes))
+        self._voting.update(d.cert_id for d in decisions)
+        self._collect()  # a chain that mines at once (anvil): checkpoint in the same step
         return len(decisions)
 
-    def _report_compromised_keys(self, start: int, end: int) -> None:
+    def _collect(self) -> None:
+        """Move the checkpoint over the oldest ranges whose votes are all mined (one look,
+        no waiting); a vote that reverted raises its custom error."""
+        while self._in_flight:
+            oldest = self._in_flight[0]
+            receipts = self.registry.settled([tx for _, tx in oldest.votes])
+            if any(r is None for r in receipts):
+                return
+            self._record(oldest.votes, [r for r in receipts if r is not None])
+            self._in_flight.pop(0)
+            for chunk, _tx in oldest.votes:
+                self._voting.difference_update(d.cert_id for d in chunk)
+            self.state.checkpoint = oldest.end
+            self.state.recent = [*self.state.recent, (oldest.end, oldest.block_hash)][
+                -_KEEP_HASHES:
+            ]
+            self._save_state()
+            self.metrics.backlog.set(len(self._voting))
+            self.metrics.last_block.set(oldest.end)
+
+    def flush(self, timeout: float = 60.0, poll: float = 0.05) -> bool:
+        """Wait until the votes in flight are mined and the checkpoint moved over them;
+        return False when some are still in flight after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight:
+            self._collect()
+            if not self._in_flight:
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def _report_compromised_keys(self, events: list[Event]) -> None:
         """List on the ledger the keys of certificates revoked for keyCompromise in the range
         (anyone may; every validator does, so that the list never depends on one member)."""
-        for event in self.registry.events(start, end, ["CertificateStatusChanged"]):
+        for event in events:
             args = event.args
+            if event.name != "CertificateStatusChanged":
+                continue
             if args["status"] != Status.REVOKED or args["reason"] != _KEY_COMPROMISE:
                 continue
             cert_id = bytes(args["certId"])
@@ -400,13 +525,19 @@ class Validator:
             except ContractError as exc:  # e.g. bytes that do not parse that far
                 log.warning("could not list the key of 0x%s: %s", cert_id.hex(), exc)
 
-    def _vote(self, decisions: list[Vote]) -> None:
+    def _send_votes(
+        self, decisions: list[Vote], renewals: set[bytes]
+    ) -> list[tuple[list[Vote], PendingTx]]:
+        """Send the votes in batches without waiting for them; return them with their
+        transactions. Endorsements carry a computed gas bound (no estimate, see
+        :mod:`dpki.chain.gas`); rejections, rarer, are estimated."""
         pending = []
         endorse = [d for d in decisions if d.endorse]
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk])
+            gas = endorse_batch_gas(len(chunk), sum(d.cert_id in renewals for d in chunk))
+            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk], gas=gas)
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
@@ -414,10 +545,10 @@ class Validator:
                 self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
             )
             pending.append((chunk, tx))
-        # a vote lost with a dropped block is cast again: the checkpoint moves only after
-        # the votes are mined, and a reorganization below it sends the validator back
-        receipts = self.registry.wait_settled([tx for _, tx in pending], ride_out=False)
-        for (chunk, _tx), receipt in zip(pending, receipts, strict=True):
+        return pending
+
+    def _record(self, votes: list[tuple[list[Vote], PendingTx]], receipts: list[Receipt]) -> None:
+        for (chunk, _tx), receipt in zip(votes, receipts, strict=True):
             for d in chunk:
                 log.info(
                     "decided 0x%s %s tx 0x%s block %d",
@@ -429,7 +560,6 @@ class Validator:
                 self.state.decided += 1
                 code = d.codes[0] if d.codes else ("OK" if d.endorse else "UNSPECIFIED")
                 self.metrics.decisions.labels("endorse" if d.endorse else "reject", code).inc()
-                self.metrics.backlog.dec()
                 if d.endorse:
                     self.state.endorsed += 1
                 else:
@@ -460,6 +590,7 @@ class Validator:
                 log.warning("vote failed (%s); re-reading in %.1f s", exc, backoff)
                 self.metrics.errors.labels("vote_failed").inc()
                 self.metrics.retries.inc()
+                self.drop_in_flight()
                 self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
@@ -470,12 +601,17 @@ class Validator:
                 log.exception("step failed; retrying in %.1f s", backoff)
                 self.metrics.errors.labels("step_failed").inc()
                 self.metrics.retries.inc()
+                self.drop_in_flight()
                 self.registry.resync_nonce(self.account.address)
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
             if done == 0:
                 stop.wait(poll)
+        try:  # let the checkpoint move over the votes already sent
+            self.flush(timeout=10.0)
+        except DpkiError as exc:
+            log.warning("votes in flight at stop: %s", exc)
         log.info(
             "validator stopped at block %d after %d decisions",
             self.state.checkpoint,

@@ -27,7 +27,13 @@ from dpki.chain.keys import dev_account
 from dpki.chain.registry import Registry, Status, Submission, connect
 from dpki.dev.devices import make_device
 from dpki.dev.devnet import free_port
-from dpki.dev.gethnet import GethNetwork, GethNode, deploy_geth_devnet, rpc_call
+from dpki.dev.gethnet import (
+    DEVNET_GAS_LIMIT,
+    GethNetwork,
+    GethNode,
+    deploy_geth_devnet,
+    rpc_call,
+)
 from dpki.inquiry.indexer import Indexer
 from dpki.inquiry.store import Store
 from dpki.pki.x509 import facts
@@ -108,7 +114,7 @@ def test_one_sealer_per_member_static_peers_no_discovery(consortium: Consortium)
     signers = decode_clique_extradata(bytes.fromhex(genesis["extradata"][2:]))
     assert sorted(s.lower() for s in signers) == sorted(n.signer.lower() for n in net.nodes)
     assert genesis["config"]["clique"]["period"] == 1
-    assert int(genesis["gasLimit"], 16) == 30_000_000
+    assert int(genesis["gasLimit"], 16) == DEVNET_GAS_LIMIT == 100_000_000  # batches, not mainnet
     assert "shanghaiTime" not in genesis["config"]  # Clique refuses Shanghai
     assert deployment.engine == detect_engine(net.nodes[1].rpc_url) == "geth-clique"
     urls = {m.organization: m.rpc_url for m in deployment.members}

@@ -157,14 +157,18 @@ class ContractClient:
 
     # ------------------------------------------------------------------ transactions
 
-    def transact(self, account: LocalAccount, name: str, *args: Any) -> PendingTx:
+    def transact(
+        self, account: LocalAccount, name: str, *args: Any, gas: int | None = None
+    ) -> PendingTx:
         """Sign and send ``name(*args)`` from ``account``; return without waiting.
 
         The low-level write that the typed methods below use (and tests that go through
         every function by name). A call the registry would refuse raises its custom error
-        here and never reaches the chain.
+        here and never reaches the chain; with ``gas`` (a bound the caller computed, see
+        :meth:`Transactions.send`) it is not estimated and ``wait()`` raises the refusal.
         """
-        return self.transactions.send(account, self.address, self.abi.encode_call(name, args))
+        data = self.abi.encode_call(name, args)
+        return self.transactions.send(account, self.address, data, gas=gas)
 
     def wait_settled(
         self,
@@ -178,3 +182,9 @@ class ContractClient:
         return self.transactions.settle(
             pending, confirmations=confirmations, timeout=timeout, ride_out=ride_out
         )
+
+    def settled(
+        self, pending: Sequence[PendingTx], *, confirmations: int = 0
+    ) -> list[Receipt | None]:
+        """Look once which transactions are mined (see Transactions.settled); no waiting."""
+        return self.transactions.settled(pending, confirmations=confirmations)

@@ -288,9 +288,12 @@ class Registry(ContractClient):
         """Submit one certificate."""
         return self.transact(account, "submit", submission.as_tuple())
 
-    def submit_batch(self, account: LocalAccount, submissions: Sequence[Submission]) -> PendingTx:
-        """Submit many certificates in one transaction."""
-        return self.transact(account, "submitBatch", [s.as_tuple() for s in submissions])
+    def submit_batch(
+        self, account: LocalAccount, submissions: Sequence[Submission], *, gas: int | None = None
+    ) -> PendingTx:
+        """Submit many certificates in one transaction (``gas``: a computed bound, no estimate;
+        see :func:`dpki.chain.gas.submit_batch_gas`)."""
+        return self.transact(account, "submitBatch", [s.as_tuple() for s in submissions], gas=gas)
 
     def renew(self, account: LocalAccount, old: str | bytes, submission: Submission) -> PendingTx:
         """Submit ``submission`` as the renewal of ``old``."""
@@ -300,9 +303,12 @@ class Registry(ContractClient):
         """Endorse a pending certificate."""
         return self.transact(account, "endorse", as_cert_id(cert_id))
 
-    def endorse_batch(self, account: LocalAccount, cert_ids: Sequence[str | bytes]) -> PendingTx:
-        """Endorse many pending certificates."""
-        return self.transact(account, "endorseBatch", [as_cert_id(c) for c in cert_ids])
+    def endorse_batch(
+        self, account: LocalAccount, cert_ids: Sequence[str | bytes], *, gas: int | None = None
+    ) -> PendingTx:
+        """Endorse many pending certificates (``gas``: a computed bound, no estimate; see
+        :func:`dpki.chain.gas.endorse_batch_gas`)."""
+        return self.transact(account, "endorseBatch", [as_cert_id(c) for c in cert_ids], gas=gas)
 
     def reject(self, account: LocalAccount, cert_id: str | bytes, reason_code: int) -> PendingTx:
         """Reject a pending certificate with a rejection reason code."""

@@ -3,6 +3,13 @@
 A local nonce counter per sender lets many transactions be in flight; :class:`PendingTx` is
 one that was sent, and ``wait()`` returns its :class:`Receipt` or raises the custom error it
 reverted with (replayed as a call on the block before).
+
+A caller that can compute an upper bound of a call's gas (a batch whose cost is linear in
+its items) passes it as ``gas`` and saves the node's ``eth_estimateGas``, which executes the
+call several times. Such a transaction is not checked before it is sent: if the contract
+refuses it, it is mined as a revert and ``wait()`` raises the custom error all the same; if
+the bound was short, ``wait()`` raises :class:`~dpki.errors.OutOfGas` and from then on this
+sender estimates every transaction again.
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ from eth_utils.crypto import keccak
 
 from dpki.chain.abi import ContractAbi, Event, decode_revert, hex_bytes, revert_data
 from dpki.chain.rpc import RpcClient, RpcFailure
-from dpki.errors import ChainError, NonceConflict, RpcUnavailable
+from dpki.errors import ChainError, NonceConflict, OutOfGas, RpcUnavailable
 
 __all__ = ["NonceCounter", "PendingTx", "Receipt", "Transactions"]
 
 
 #: how often a transaction is re-sent after another sender took its nonce
 _NONCE_RETRIES = 8
+#: seconds the fee fields are reused before the node is asked again
+_FEES_FOR = 1.0
 #: what nodes (anvil, geth, Besu) answer when a nonce is already used or in the pool
 _NONCE_MESSAGES = (
     "nonce too low",
@@ -67,22 +76,31 @@ class PendingTx:
         *,
         nonce: int | None = None,
         raw: bytes = b"",
+        gas: int | None = None,
+        bounded: bool = False,
     ) -> None:
         self.tx_hash = tx_hash
         self.call = call
         self.nonce = nonce
+        #: the transaction's gas limit, and whether it was computed by the caller (no estimate)
+        self.gas = gas
+        self.bounded = bounded
         #: the signed transaction: sending it again can never execute it twice (its nonce)
         self.raw = raw
         #: how many times it was sent again because the node had lost it
         self.resent = 0
+        #: when it was last handed to the node (sent again after two seconds unknown)
+        self.sent_at = time.monotonic()
+        #: its receipt once seen mined, and how deep it was then
+        self.receipt: Receipt | None = None
+        self.depth = 0
         self._sender = sender
-        self._receipt: Receipt | None = None
 
     def wait(self, timeout: float = 120.0, poll: float = 0.05) -> Receipt:
         """Block until mined; raise the decoded custom error if it reverted."""
-        if self._receipt is None:
-            self._receipt = self._sender.wait(self, timeout=timeout, poll=poll)
-        return self._receipt
+        if self.receipt is None:
+            self.receipt = self._sender.wait(self, timeout=timeout, poll=poll)
+        return self.receipt
 
 
 class NonceCounter:
@@ -118,15 +136,23 @@ class Transactions:
         self.rpc = rpc
         self.abi = abi
         self.nonces = NonceCounter(rpc)
+        #: set after a computed gas limit fell short: estimate everything from then on
+        self.estimate_always = False
+        self._fee_cache: tuple[float, dict[str, int]] | None = None
 
-    def send(self, account: LocalAccount, to: str | None, data: bytes) -> PendingTx:
+    def send(
+        self, account: LocalAccount, to: str | None, data: bytes, *, gas: int | None = None
+    ) -> PendingTx:
         """Sign and send ``data`` to ``to`` (None: create a contract); return without waiting.
 
-        The call is estimated first, so a call the contract would refuse raises its custom
-        error here and never reaches the chain.
+        Without ``gas`` the call is estimated first, so a call the contract would refuse
+        raises its custom error here and never reaches the chain. With ``gas`` (an upper
+        bound the caller computed) it is sent unestimated: a refusal is raised by ``wait()``
+        from the mined revert, and a bound that fell short by :class:`OutOfGas`.
         """
+        bounded = gas is not None and not self.estimate_always
         for attempt in range(_NONCE_RETRIES):
-            tx = self._build(account.address, to, data)
+            tx = self._build(account.address, to, data, gas if bounded else None)
             signed = account.sign_transaction(tx)
             call: dict[str, Any] = {"from": account.address, "data": data}
             if to is not None:
@@ -137,6 +163,8 @@ class Transactions:
                 call,
                 nonce=tx["nonce"],
                 raw=bytes(signed.raw_transaction),
+                gas=tx["gas"],
+                bounded=bounded,
             )
             try:
                 self._send_raw(pending.raw)
@@ -158,35 +186,51 @@ class Transactions:
             "other senders from the same account; give each role its own key"
         )
 
-    def _build(self, sender: str, to: str | None, data: bytes) -> dict[str, Any]:
-        call: dict[str, Any] = {"from": sender, "data": "0x" + data.hex()}
-        if to is not None:
-            call["to"] = to
-        response = self.rpc.request("eth_estimateGas", [call])
-        if "error" in response:
-            raise decode_revert(revert_data(RpcFailure(response["error"])), self.abi)
-        gas = int(response["result"], 16)
+    def _build(
+        self, sender: str, to: str | None, data: bytes, gas: int | None = None
+    ) -> dict[str, Any]:
+        if gas is None:
+            call: dict[str, Any] = {"from": sender, "data": "0x" + data.hex()}
+            if to is not None:
+                call["to"] = to
+            response = self.rpc.request("eth_estimateGas", [call])
+            if "error" in response:
+                raise decode_revert(revert_data(RpcFailure(response["error"])), self.abi)
+            estimate = int(response["result"], 16)
+            gas = estimate + estimate // 5 + 10_000
+        fees = self._fees()  # before the nonce is taken: a node that fails here leaves no gap
         tx: dict[str, Any] = {
             "from": sender,
             "data": data,
-            "gas": gas + gas // 5 + 10_000,
+            "gas": gas,
             "nonce": self.nonces.take(sender),
             "chainId": self.rpc.chain_id,
             "value": 0,
+            **fees,
         }
         if to is not None:
             tx["to"] = to
-        tx.update(self._fees())
         return tx
 
     def _fees(self) -> dict[str, int]:
+        """Return the fee fields, asked of the node at most once a second.
+
+        ``maxFeePerGas`` is twice the base fee (plus the tip): the base fee rises by at most
+        12.5 % a block, so fees a second old still pay for several blocks.
+        """
+        now = time.monotonic()
+        if self._fee_cache is not None and now - self._fee_cache[0] < _FEES_FOR:
+            return dict(self._fee_cache[1])
         base = self.rpc.block("latest").get("baseFeePerGas")
         if base is None:  # a pre-London or free-gas network
             price = int(self.rpc.request("eth_gasPrice", [])["result"], 16)
-            return {"gasPrice": price}
-        tip_response = self.rpc.request("eth_maxPriorityFeePerGas", [])
-        tip = int(tip_response["result"], 16) if "result" in tip_response else 0
-        return {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+            fees = {"gasPrice": price}
+        else:
+            tip_response = self.rpc.request("eth_maxPriorityFeePerGas", [])
+            tip = int(tip_response["result"], 16) if "result" in tip_response else 0
+            fees = {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+        self._fee_cache = (now, fees)
+        return dict(fees)
 
     def _send_raw(self, raw: bytes) -> bytes:
         response = self.rpc.request("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
@@ -221,13 +265,30 @@ class Transactions:
                 self._check_not_dropped(pending)
             time.sleep(poll)
         if int(raw["status"], 16) != 1:
-            block = int(raw["blockNumber"], 16)
-            call = dict(pending.call, data="0x" + pending.call["data"].hex())
-            replay = self.rpc.request("eth_call", [call, hex(block - 1)])
-            if "error" in replay:
-                raise decode_revert(revert_data(RpcFailure(replay["error"])), self.abi)
-            raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
+            self._raise_revert(pending, raw)
         return self.receipt(raw)
+
+    def _raise_revert(self, pending: PendingTx, raw: dict[str, Any]) -> None:
+        """Raise why a mined transaction failed: its custom error, or OutOfGas."""
+        if pending.gas is not None and int(raw["gasUsed"], 16) >= pending.gas:
+            # all its gas used: out of gas (a revert returns what is left)
+            if pending.bounded:
+                self.estimate_always = True
+            raise OutOfGas(
+                f"transaction 0x{pending.tx_hash.hex()} ran out of its {pending.gas:,} gas"
+                + (" (a computed bound: estimating from now on)" if pending.bounded else "")
+            )
+        block = int(raw["blockNumber"], 16)
+        call = dict(pending.call, data="0x" + pending.call["data"].hex())
+        # on the state before its block; when that says nothing (a node without that state,
+        # or a transaction earlier in the same block that made it fail: a vote sent twice),
+        # on the state after it
+        for at in (block - 1, block):
+            replay = self.rpc.request("eth_call", [call, hex(at)])
+            data = revert_data(RpcFailure(replay["error"])) if "error" in replay else None
+            if data:
+                raise decode_revert(data, self.abi)
+        raise ChainError(f"transaction 0x{pending.tx_hash.hex()} reverted")
 
     def settle(
         self,
@@ -248,42 +309,56 @@ class Transactions:
         an unanswering node raises RpcUnavailable at once (for callers that retry anyway).
         """
         deadline = time.monotonic() + timeout
-        receipts: dict[int, Receipt] = {}
-        last_sent = dict.fromkeys(range(len(pending)), time.monotonic())
         backoff = poll
-        while len(receipts) < len(pending):
-            if time.monotonic() > deadline:
-                raise ChainError(
-                    f"{len(pending) - len(receipts)} transaction(s) not settled after "
-                    f"{timeout:.0f} s at {self.rpc.url}"
-                )
+        while True:
             try:
-                head = self.rpc.block_number()
-                waiting = [i for i in range(len(pending)) if i not in receipts]
-                answers = self.rpc.batch(
-                    [
-                        ("eth_getTransactionReceipt", ["0x" + pending[i].tx_hash.hex()])
-                        for i in waiting
-                    ]
-                )
-                for i, raw in zip(waiting, answers, strict=True):
-                    if raw is None:
-                        if time.monotonic() - last_sent[i] > 2.0:
-                            self._resend(pending[i])
-                            last_sent[i] = time.monotonic()
-                        continue
-                    if head - int(raw["blockNumber"], 16) < confirmations:
-                        continue
-                    if int(raw["status"], 16) != 1:
-                        pending[i].wait()  # replays the call and raises its revert
-                    receipts[i] = self.receipt(raw)
+                found = self.settled(pending, confirmations=confirmations)
+                if all(r is not None for r in found):
+                    return [r for r in found if r is not None]
                 backoff = poll
             except RpcUnavailable:
                 if not ride_out:
                     raise
                 backoff = min(5.0, backoff * 2)
+            if time.monotonic() > deadline:
+                left = sum(1 for p in pending if p.receipt is None)
+                raise ChainError(
+                    f"{left} transaction(s) not settled after {timeout:.0f} s at {self.rpc.url}"
+                )
             time.sleep(backoff)
-        return [receipts[i] for i in range(len(pending))]
+
+    def settled(
+        self, pending: Sequence[PendingTx], *, confirmations: int = 0
+    ) -> list[Receipt | None]:
+        """Look once: return each transaction's receipt when mined ``confirmations`` deep.
+
+        None for one not there yet; one the node has not known for two seconds is sent again
+        (see :meth:`settle`); one that reverted raises its decoded custom error. One round
+        trip for all of them (and one for the head), so a caller with work in flight can
+        look between other work instead of blocking.
+        """
+        waiting = [p for p in pending if p.receipt is None or p.depth < confirmations]
+        if waiting:
+            head = self.rpc.block_number()
+            answers = self.rpc.batch(
+                [("eth_getTransactionReceipt", ["0x" + p.tx_hash.hex()]) for p in waiting]
+            )
+            now = time.monotonic()
+            for p, raw in zip(waiting, answers, strict=True):
+                if raw is None:
+                    p.receipt = None  # dropped with a block: it may come back, or be resent
+                    if now - p.sent_at > 2.0:
+                        self._resend(p)
+                        p.sent_at = time.monotonic()
+                    continue
+                if int(raw["status"], 16) != 1:
+                    self._raise_revert(p, raw)
+                p.receipt = self.receipt(raw)
+                p.depth = max(0, head - p.receipt.block_number)  # head read just before
+        return [
+            p.receipt if p.receipt is not None and p.depth >= confirmations else None
+            for p in pending
+        ]
 
     def _resend(self, pending: PendingTx) -> None:
         """Send a transaction again unless the node already holds it."""

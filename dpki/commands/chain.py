@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import click
 from eth_account.signers.local import LocalAccount
 
-from dpki.chain.consortium import DEFAULT_GAS_LIMIT, detect_engine
+from dpki.chain.consortium import detect_engine
 from dpki.chain.deployment import (
     Deployment,
     DeploymentMember,
@@ -22,6 +22,7 @@ from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Regi
 from dpki.chain.types import checked_address
 from dpki.commands._common import deployment_option, echo_json, json_option
 from dpki.dev.devnet import Devnet
+from dpki.dev.gethnet import DEVNET_GAS_LIMIT
 from dpki.errors import ConfigError
 from dpki.pki.x509 import normalize_organization
 
@@ -180,9 +181,10 @@ def _running_devnet(path: Path) -> Deployment | None:
 @click.option(
     "--gas-limit",
     type=click.IntRange(5_000_000),
-    default=DEFAULT_GAS_LIMIT,
+    default=DEVNET_GAS_LIMIT,
     show_default=True,
-    help="geth: block gas limit (30 M: four batches of 100 submissions a block).",
+    help="geth: block gas limit. 100 M: ten batches of 100 submissions (~6.9 M gas each) "
+    "and their endorsements fit one block, so a run of batches waits for fewer blocks.",
 )
 @click.option(
     "--validators",

@@ -19,6 +19,7 @@ from dpki.commands._common import (
     metrics_options,
     start_metrics,
 )
+from dpki.errors import ChainError
 from dpki.validator import Validator
 
 __all__ = ["COMMANDS"]
@@ -91,7 +92,9 @@ def run(
     exposed = start_metrics(node.metrics, metrics_port, metrics_host)
     if once:
         while node.step():
-            pass
+            node.flush()
+        if not node.flush():
+            raise ChainError("votes sent but not mined after 60 s; run again to resume")
         return
     stop = threading.Event()
 
