@@ -201,7 +201,7 @@ def main() -> None:
         "--confirmations",
         type=int,
         default=None,
-        help="the validators' --confirmations (default: the engine's, geth Clique 2)",
+        help="the validators' --confirmations (default: the engine's, geth Clique 1 with 3 nodes)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -21,7 +21,12 @@ import pytest
 import requests
 from e2e import ORGS, ValidatorProcess, dpki_cmd, run_cli, wait_until
 
-from dpki.chain.consortium import decode_clique_extradata, detect_engine
+from dpki.chain.consortium import (
+    clique_confirmations,
+    decode_clique_extradata,
+    default_confirmations,
+    detect_engine,
+)
 from dpki.chain.deployment import Deployment
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Registry, Status, Submission, connect
@@ -117,6 +122,8 @@ def test_one_sealer_per_member_static_peers_no_discovery(consortium: Consortium)
     assert int(genesis["gasLimit"], 16) == DEVNET_GAS_LIMIT == 100_000_000  # batches, not mainnet
     assert "shanghaiTime" not in genesis["config"]  # Clique refuses Shanghai
     assert deployment.engine == detect_engine(net.nodes[1].rpc_url) == "geth-clique"
+    # no one of three signers can undo a block with one on top (the partition test shows it)
+    assert default_confirmations(None, net.nodes[1].rpc_url) == clique_confirmations(3) == 1
     urls = {m.organization: m.rpc_url for m in deployment.members}
     assert urls == {n.organization: n.rpc_url for n in net.nodes}
     assert len(set(urls.values())) == 3
@@ -268,6 +275,12 @@ def test_partition_minority_stalls_then_reorganizes(consortium: Consortium) -> N
         majority_at = consortium.head(VENDOR)
         time.sleep(4)
         assert consortium.head(CA) == stalled_at  # one of any 2 consecutive blocks: stalled
+        fork_point = next(  # the newest block both sides share
+            n
+            for n in range(stalled_at, -1, -1)
+            if consortium.block_hash(CA, n) == consortium.block_hash(VENDOR, n)
+        )
+        assert 0 < stalled_at - fork_point <= clique_confirmations(len(net.nodes))
         assert consortium.head(VENDOR) >= majority_at + 3  # two of three seal on
         assert consortium.registry(VENDOR).status_of(cid).status is Status.REVOKED
         health = inquiry.health()

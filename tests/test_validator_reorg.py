@@ -10,7 +10,13 @@ from pathlib import Path
 
 from conftest import rpc
 
-from dpki.chain.consortium import CONFIRMATIONS, default_confirmations, detect_engine
+from dpki.chain.consortium import (
+    CONFIRMATIONS,
+    UNKNOWN_CONFIRMATIONS,
+    clique_confirmations,
+    default_confirmations,
+    detect_engine,
+)
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Registry
 from dpki.dev.devices import make_device
@@ -75,6 +81,19 @@ def test_no_rewind_without_a_reorganization(
 def test_confirmations_default_per_engine(chain: str) -> None:
     assert detect_engine(chain) == "anvil"
     assert default_confirmations(None, chain) == 0
-    assert default_confirmations("geth-clique", chain) == CONFIRMATIONS["geth-clique"] == 2
-    assert default_confirmations("besu-qbft", chain) == 0
+    # a Clique node that does not tell its signers: assume forks, as for an unknown engine
+    assert default_confirmations("geth-clique", chain) == UNKNOWN_CONFIRMATIONS == 2
+    assert default_confirmations("besu-qbft", chain) == CONFIRMATIONS["besu-qbft"] == 0
     assert default_confirmations("something-else", chain) == 2
+
+
+def test_clique_confirmations_outlast_any_minority() -> None:
+    """A minority of k <= n // 2 signers seals at most k blocks in a row (one of any
+    n // 2 + 1 consecutive each), so n // 2 blocks on top put a block beyond its reach.
+    The partition test on a real 3-node network checks the minority's fork depth."""
+    assert [clique_confirmations(n) for n in range(1, 8)] == [1, 1, 1, 2, 2, 3, 3]
+    for n in range(1, 30):
+        minority = n // 2  # the most signers that are not a majority
+        window = n // 2 + 1  # a signer seals one of any `window` consecutive blocks
+        longest_fork = minority if minority < window else window  # then it stalls
+        assert longest_fork <= clique_confirmations(n)

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_GAS_LIMIT",
     "ENGINES",
     "NodeKey",
+    "clique_confirmations",
     "clique_extradata",
     "clique_genesis",
     "decode_clique_extradata",
@@ -225,29 +226,47 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 #: blocks a validator or indexer stays behind the head by default, per engine. anvil mines
-#: one block per transaction and never forks; QBFT blocks are final once sealed; Clique's
-#: out-of-turn blocks make reorganizations of a block or two normal, so two blocks spare
-#: most votes and index rows from being undone (deeper ones, after a partition, are handled
-#: by the reorganization checks, not by waiting).
-CONFIRMATIONS = {"anvil": 0, "geth-clique": 2, "besu-qbft": 0}
-#: an engine we cannot name: assume forks are possible
+#: one block per transaction and never forks; QBFT blocks are final once sealed. Clique is
+#: worked out from its signers: see :func:`clique_confirmations`.
+CONFIRMATIONS = {"anvil": 0, "besu-qbft": 0}
+#: an engine we cannot name (or Clique whose signers the node does not tell): assume forks
 UNKNOWN_CONFIRMATIONS = 2
+
+
+def clique_confirmations(signers: int) -> int:
+    """Return the confirmations after which no minority of ``signers`` can undo a block.
+
+    A Clique signer may seal only one of any ``signers // 2 + 1`` consecutive blocks (every
+    node checks it on import), so k signers acting apart from the rest, a node cut off or
+    members colluding, seal at most k blocks in a row before their fork stalls: a minority
+    (k <= signers // 2) can replace at most ``signers // 2`` blocks. A block with that many
+    on top of it is beyond its reach (3 signers: 1; 4 or 5: 2; 7: 3). Deeper reorganizations
+    need a majority of signers, which decides the chain anyway; they, and reorganizations
+    in general, are handled by the reorganization checks, not by waiting.
+    """
+    return max(1, signers // 2)
+
+
+def _ask(rpc_url: str, method: str, *params: Any) -> Any:
+    """Return a JSON-RPC call's result, None when the node does not answer it."""
+    import requests
+
+    try:
+        body = requests.post(
+            rpc_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
+            timeout=5,
+        ).json()
+    except (requests.RequestException, ValueError):
+        return None
+    return body.get("result") if isinstance(body, dict) else None
 
 
 def detect_engine(rpc_url: str) -> str:
     """Name the engine behind ``rpc_url``: anvil, geth-clique, besu-qbft, or the client name."""
-    import requests
 
     def ask(method: str, *params: Any) -> Any:
-        try:
-            body = requests.post(
-                rpc_url,
-                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                timeout=5,
-            ).json()
-        except (requests.RequestException, ValueError):
-            return None
-        return body.get("result") if isinstance(body, dict) else None
+        return _ask(rpc_url, method, *params)
 
     client = str(ask("web3_clientVersion") or "").lower()
     if client.startswith("anvil"):
@@ -262,4 +281,8 @@ def detect_engine(rpc_url: str) -> str:
 def default_confirmations(engine: str | None, rpc_url: str) -> int:
     """Return the default ``--confirmations`` for ``engine`` (asked from the node if None)."""
     name = engine or detect_engine(rpc_url)
+    if name == "geth-clique":
+        signers = _ask(rpc_url, "clique_getSigners", "latest")
+        if isinstance(signers, list) and signers:
+            return clique_confirmations(len(signers))
     return CONFIRMATIONS.get(name, UNKNOWN_CONFIRMATIONS)

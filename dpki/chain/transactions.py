@@ -371,10 +371,17 @@ class Transactions:
         pending.resent += 1
         error = response.get("error")
         if error:  # "already known", or "nonce too low": mined meanwhile, or replaced
-            message = str(error.get("message", error))
-            if "nonce too low" in message.lower():
+            message = str(error.get("message", error)).lower()
+            if "nonce too low" in message:
                 self._check_not_dropped(pending)  # replaced by another sender: NonceConflict
-            if not any(s in message.lower() for s in ("known", "nonce too low")):
+            elif "underpriced" in message or "replacement_underpriced" in message:
+                # the node's pool holds another transaction with this nonce (a node that lost
+                # its pool gave the nonce out again): this one will never be mined
+                raise NonceConflict(
+                    f"nonce {pending.nonce} of {pending.call['from']} was given to another "
+                    "transaction while the node was away"
+                )
+            if not any(s in message for s in ("known", "nonce too low")):
                 raise ChainError(f"the node refused a transaction sent again: {message}")
 
     def _check_not_dropped(self, pending: PendingTx) -> None:

@@ -54,7 +54,10 @@ def indexer() -> None:
     "--confirmations",
     type=click.IntRange(min=0),
     default=None,
-    help="Blocks to stay behind the head (default per engine: anvil 0, QBFT 0, Clique 2).",
+    help=(
+        "Blocks to stay behind the head (default per engine: anvil 0, QBFT 0, "
+        "Clique half its signers, at least 1)."
+    ),
 )
 @click.option(
     "--batch-blocks",

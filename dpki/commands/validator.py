@@ -36,7 +36,10 @@ def validator() -> None:
     "--confirmations",
     type=click.IntRange(0),
     default=None,
-    help="Blocks to wait before deciding (default per engine: anvil 0, QBFT 0, Clique 2).",
+    help=(
+        "Blocks to wait before deciding (default per engine: anvil 0, QBFT 0, "
+        "Clique half its signers, at least 1)."
+    ),
 )
 @click.option("--batch-size", type=click.IntRange(1, 500), default=100, show_default=True)
 @click.option("--poll", type=float, default=0.25, show_default=True, help="Seconds between polls.")

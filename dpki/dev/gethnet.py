@@ -55,7 +55,7 @@ CHAIN_ID = 1337
 #: endorsements ~0.93 M: 100 M gas a block carries ten such batches (1,000 certificates) and
 #: both validators' endorsements of them, so a run of batches lands in one block instead of
 #: spreading over three (at 30 M, four batches a block) and every block of it costs the
-#: validators two more confirmations. geth processes a full 100 M-gas block of submissions in
+#: validators another period. geth processes a full 100 M-gas block of submissions in
 #: well under the 1 s period on a 2-core machine (its log: ``Imported new chain segment``,
 #: ``elapsed``).
 DEVNET_GAS_LIMIT = 100_000_000
