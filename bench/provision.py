@@ -1,6 +1,6 @@
 """Provisioning throughput: certificates per second from submission until active.
 
-    python bench/provision.py [--engine anvil|geth|both] [--nodes 3] [--count N] [--json]
+    python bench/provision.py [--engine anvil|geth|both] [--nodes 3] [--count N] [--trace] [--json]
 
 For each engine and batch size (1, 10, 100) a fresh network with three members (threshold 2)
 is started: anvil, or geth Clique with one sealer per member (1 s blocks, the devnet's gas
@@ -11,7 +11,9 @@ fresh P-256 device certificates through `dpki.submission.submit_all` on its own 
 The clock runs from the first submission until the last certificate is active; a
 certificate's latency is from the start of submission until it was first seen active.
 Reported beside the rate: gas used per block against the gas limit, the blocks' interval,
-and CPU seconds spent by the nodes, the validators and this process (the submitter).
+and CPU seconds spent by the nodes, the validators and this process (the submitter);
+``--trace`` also lists each block of the run: when it was sealed, counted from the start,
+and how many transactions of each member it carried.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def run(
     engine: str, batch_size: int, count: int, nodes: int = 3, confirmations: int | None = None
 ) -> dict[str, Any]:
     """Measure one batch size on a fresh network (validators' ``--confirmations``: the
-    engine's default unless given)."""
+    engine's default unless given). ``trace`` in the result lists the run's blocks: when each
+    was sealed (block time minus the wall clock at the start) and whose transactions it
+    carried."""
     with tempfile.TemporaryDirectory(prefix="dpki-bench-") as tmp:
         work = Path(tmp)
         deployment, node_pids, net = _network(engine, nodes, work)
@@ -100,6 +104,7 @@ def run(
             cpu_nodes = sum(_cpu(p) for p in node_pids)
             cpu_validators = sum(_cpu(p.pid) for p in procs)
             cpu_self = time.process_time()
+            start_wall = time.time()
             start = time.perf_counter()
             submit_all(registry, dev_account(0), subs, batch_size=batch_size, timeout=600)
             submitted = time.perf_counter() - start
@@ -110,7 +115,8 @@ def run(
                 "validators": sum(_cpu(p.pid) for p in procs) - cpu_validators,
                 "submitter": time.process_time() - cpu_self,
             }
-            blocks = _blocks(registry, first_block, registry.block_number())
+            names = {m.address.lower(): m.organization for m in deployment.members}
+            blocks = _blocks(registry, first_block, registry.block_number(), names)
         finally:
             for p in procs:
                 p.terminate()
@@ -141,6 +147,14 @@ def run(
         "gas_per_busy_block_mean": int(statistics.mean(b["gas_used"] for b in busy)) if busy else 0,
         "gas_per_block_max": max((b["gas_used"] for b in blocks), default=0),
         "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
+        "trace": [
+            {
+                "block": b["number"],
+                "sealed_after_start_seconds": round(b["timestamp"] - start_wall, 2),
+                "transactions": b["transactions"],
+            }
+            for b in blocks
+        ],
     }
 
 
@@ -175,16 +189,25 @@ def _wait_active(
     return active_at
 
 
-def _blocks(registry: Registry, first: int, last: int) -> list[dict[str, int]]:
-    calls = [("eth_getBlockByNumber", [hex(n), False]) for n in range(first, last + 1)]
+def _blocks(
+    registry: Registry, first: int, last: int, names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Return the blocks ``first..last``: gas, time and transactions per sender's name."""
+    calls = [("eth_getBlockByNumber", [hex(n), True]) for n in range(first, last + 1)]
     out = []
-    for start in range(0, len(calls), 500):
-        for b in registry.batch(calls[start : start + 500]):
+    for start in range(0, len(calls), 100):
+        for b in registry.batch(calls[start : start + 100]):
+            senders: dict[str, int] = {}
+            for tx in b["transactions"]:
+                name = names.get(tx["from"].lower(), tx["from"])
+                senders[name] = senders.get(name, 0) + 1
             out.append(
                 {
+                    "number": int(b["number"], 16),
                     "gas_used": int(b["gasUsed"], 16),
                     "gas_limit": int(b["gasLimit"], 16),
                     "timestamp": int(b["timestamp"], 16),
+                    "transactions": senders,
                 }
             )
     return out
@@ -203,6 +226,9 @@ def main() -> None:
         default=None,
         help="the validators' --confirmations (default: the engine's, geth Clique 1 with 3 nodes)",
     )
+    parser.add_argument(
+        "--trace", action="store_true", help="also list each block: when sealed, whose transactions"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     engines = ["anvil", "geth"] if args.engine == "both" else [args.engine]
@@ -211,6 +237,9 @@ def main() -> None:
         for engine in engines
         for b in args.sizes.split(",")
     ]
+    if not args.trace:
+        for r in rows:
+            del r["trace"]
     if args.json:
         print(json.dumps(rows))
         return
@@ -228,6 +257,10 @@ def main() -> None:
             f"{r['gas_limit']:,}; CPU s: nodes {r['cpu_seconds']['nodes']}, validators "
             f"{r['cpu_seconds']['validators']}, submitter {r['cpu_seconds']['submitter']}"
         )
+        for b in r["trace"] if args.trace else []:
+            carried = ", ".join(f"{n} {c}" for n, c in b["transactions"].items()) or "-"
+            when = b["sealed_after_start_seconds"]
+            print(f"{'':<11} block {b['block']} at {when:+.2f} s: {carried}")
 
 
 if __name__ == "__main__":

@@ -31,18 +31,6 @@ ZERO_ID = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
 DEPLOYER = 19  # fresh registries are deployed from accounts[19], which is never a member
 
-PROPOSE_FUNCTIONS = {
-    ProposalKind.ADD_MEMBER: "proposeAddMember",
-    ProposalKind.REMOVE_MEMBER: "proposeRemoveMember",
-    ProposalKind.SET_ROLES: "proposeSetRoles",
-    ProposalKind.SET_THRESHOLD: "proposeThreshold",
-    ProposalKind.REVOKE: "proposeRevoke",
-    ProposalKind.SUSPEND: "proposeSuspend",
-    ProposalKind.RESUME: "proposeResume",
-    ProposalKind.AUTHORIZE_ISSUER: "proposeAuthorizeIssuer",
-    ProposalKind.DEAUTHORIZE_ISSUER: "proposeDeauthorizeIssuer",
-}
-
 
 @contextmanager
 def refused(error: type[ContractError], **args: Any) -> Iterator[None]:

@@ -370,19 +370,21 @@ class Transactions:
         response = self.rpc.request("eth_sendRawTransaction", ["0x" + pending.raw.hex()])
         pending.resent += 1
         error = response.get("error")
-        if error:  # "already known", or "nonce too low": mined meanwhile, or replaced
+        if error:
             message = str(error.get("message", error)).lower()
-            if "nonce too low" in message:
-                self._check_not_dropped(pending)  # replaced by another sender: NonceConflict
-            elif "underpriced" in message or "replacement_underpriced" in message:
+            if any(m in message for m in _ALREADY_HELD):
+                return
+            if "nonce too low" in message or "nonce_too_low" in message:
+                self._check_not_dropped(pending)  # mined meanwhile, or replaced: NonceConflict
+                return
+            if "underpriced" in message:
                 # the node's pool holds another transaction with this nonce (a node that lost
                 # its pool gave the nonce out again): this one will never be mined
                 raise NonceConflict(
                     f"nonce {pending.nonce} of {pending.call['from']} was given to another "
                     "transaction while the node was away"
                 )
-            if not any(s in message for s in ("known", "nonce too low")):
-                raise ChainError(f"the node refused a transaction sent again: {message}")
+            raise ChainError(f"the node refused a transaction sent again: {message}")
 
     def _check_not_dropped(self, pending: PendingTx) -> None:
         """Raise NonceConflict when the node no longer knows ``pending`` and its nonce is used.
