@@ -136,13 +136,19 @@ class IndexerMetrics:
             "dpki_indexer_events", "Registry events written to the index", registry=r
         )
         self.last_block = Gauge(
-            "dpki_indexer_last_block", "The last block indexed (the checkpoint)", registry=r
+            "dpki_indexer_last_block",
+            "The last block indexed (the checkpoint; -1 until the first step)",
+            registry=r,
         )
         self.lag_blocks = Gauge(
             "dpki_indexer_lag_blocks",
-            "Blocks between the chain head and the last block indexed",
+            "Blocks between the chain head and the last block indexed (-1 until the first step)",
             registry=r,
         )
+        # Unknown, not "caught up": 0 before the first step would tell an alert (and a
+        # test waiting for the catch-up) that the index is current when nothing is read yet.
+        self.last_block.set(-1)
+        self.lag_blocks.set(-1)
         self.reorgs = Counter(
             "dpki_indexer_reorgs", "Chain reorganizations the index rolled back", registry=r
         )

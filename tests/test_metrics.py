@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dpki.chain.deployment import Deployment
 from dpki.dev.devices import make_device
+from dpki.metrics import IndexerMetrics, exposition
 
 VENDOR, OPERATOR, CA = ORGS
 
@@ -27,9 +28,14 @@ def scrape(port: int) -> Samples:
     answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
+    return parse(answer.text)
+
+
+def parse(text: str) -> Samples:
+    """Return every sample of a Prometheus text exposition by name and labels."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(answer.text)
+        for family in text_string_to_metric_families(text)
         for s in family.samples
     }
 
@@ -101,6 +107,12 @@ def test_validator_metrics_count_errors_and_retries(net: Deployment, tmp_path: P
     finally:
         proxy.down()
         assert node.stop() == 0
+
+
+def test_an_indexer_that_has_not_stepped_does_not_claim_to_be_caught_up() -> None:
+    samples = parse(exposition(IndexerMetrics().registry).decode())
+    assert value(samples, "dpki_indexer_lag_blocks") == -1
+    assert value(samples, "dpki_indexer_last_block") == -1
 
 
 def test_indexer_metrics_count_events_and_lag(net: Deployment, tmp_path: Path) -> None:
