@@ -1,4 +1,5 @@
-"""The word-by-word event decoder agrees with eth_abi on every event of the registry's ABI."""
+"""The word-by-word decoders agree with eth_abi: every event of the registry's ABI, every
+view's static output and every call's static input."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import random
 from typing import Any
 
 import pytest
+from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 
-from dpki.chain.abi import abi_type, decode_event_args, decode_event_args_fast, default_abi
+from dpki.chain.abi import (
+    ContractAbi,
+    abi_type,
+    decode_event_args,
+    decode_event_args_fast,
+    default_abi,
+)
 
 ABI = default_abi()
 EVENTS = {item["name"]: (sig, item) for sig, item in ABI.events.items()}
@@ -71,3 +80,130 @@ def test_data_that_is_not_what_the_abi_says_leaves_the_fast_path() -> None:
     sig, endorsed = EVENTS["CertificateEndorsed"]
     topics, data = _log(endorsed, random.Random(2), sig)
     assert decode_event_args_fast(endorsed, topics, (256).to_bytes(32, "big") + data[32:]) is None
+
+
+def _outputs(item: dict[str, Any]) -> list[str]:
+    return [abi_type(o) for o in item["outputs"]]
+
+
+def _flat(kind: str) -> list[str]:
+    return kind[1:-1].split(",") if kind.startswith("(") else [kind]
+
+
+#: the views whose outputs are static (one word each, or a struct of them)
+STATIC_VIEWS = sorted(
+    name
+    for name, item in ABI.functions.items()
+    if item["outputs"]
+    and all(
+        k in ("bytes32", "address", "bool") or k.startswith("uint")
+        for o in _outputs(item)
+        for k in _flat(o)
+    )
+)
+
+
+def _eth_abi_output(name: str, data: bytes) -> Any:
+    values = abi_decode(_outputs(ABI.functions[name]), data)
+    return values[0] if len(values) == 1 else values
+
+
+def _outcome(decode: Any, data: Any) -> Any:
+    try:
+        return ("value", decode(data))
+    except Exception as exc:  # the same exception type from both, whatever it is
+        return ("error", type(exc))
+
+
+def test_the_status_views_take_the_fast_path() -> None:
+    assert {"statusOf", "hasVoted", "isValid", "threshold"} <= set(STATIC_VIEWS)
+
+
+@pytest.mark.parametrize("name", STATIC_VIEWS)
+def test_fast_output_decoder_matches_eth_abi(name: str) -> None:
+    kinds = _outputs(ABI.functions[name])
+    rng = random.Random(name)
+    for _ in range(200):
+        values = [
+            tuple(_value(k, rng) for k in _flat(kind))
+            if kind.startswith("(")
+            else _value(kind, rng)
+            for kind in kinds
+        ]
+        data = abi_encode(kinds, values)
+        assert ABI.decode_output(name, data) == _eth_abi_output(name, data)
+        # hostile bytes: whatever a node answers, the result (or the error) is eth_abi's
+        for bad in (
+            data[:-1],
+            data + b"\0",
+            data + bytes(32),
+            b"",
+            _flip(data, rng),
+            b"\xff" * len(data),
+        ):
+            assert _outcome(lambda d: ABI.decode_output(name, d), bad) == _outcome(
+                lambda d: _eth_abi_output(name, d), bad
+            )
+
+
+def _flip(data: bytes, rng: random.Random) -> bytes:
+    raw = bytearray(data)
+    if raw:
+        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+    return bytes(raw)
+
+
+CALLS = sorted(
+    name
+    for name, item in ABI.functions.items()
+    if item["inputs"]
+    and all(abi_type(i) in ("bytes32", "address", "bool") or abi_type(i).startswith("uint")
+            for i in item["inputs"])
+)  # fmt: skip
+
+
+def _eth_abi_call(name: str, args: list[Any]) -> bytes:
+    return ABI.selector(name) + abi_encode(
+        [abi_type(i) for i in ABI.functions[name]["inputs"]], args
+    )
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_fast_call_encoder_matches_eth_abi(name: str) -> None:
+    kinds = [abi_type(i) for i in ABI.functions[name]["inputs"]]
+    rng = random.Random(name)
+    for _ in range(100):
+        args = [_value(k, rng) for k in kinds]
+        if "address" in kinds and rng.random() < 0.5:  # checksummed as well as lower case
+            args = [
+                to_checksum_address(a) if k == "address" else a
+                for k, a in zip(kinds, args, strict=True)
+            ]
+        assert ABI.encode_call(name, args) == _eth_abi_call(name, args)
+
+
+@pytest.mark.parametrize(
+    "kind, value",
+    [
+        ("bytes32", b"\1" * 31),
+        ("bytes32", "0x" + "11" * 32),
+        ("bytes32", bytearray(32)),
+        ("address", "0x" + "ab" * 19),
+        ("address", "0xAbcdefabcdefabcdefabcdefabcdefabcdefabcd"),  # mixed case, not a checksum
+        ("address", "0x" + "zz" * 20),
+        ("address", b"\1" * 20),
+        ("uint8", 256),
+        ("uint8", -1),
+        ("uint8", True),
+        ("uint256", 1.0),
+        ("bool", 1),
+        ("bool", True),
+        ("bool", None),
+    ],
+)
+def test_arguments_the_fast_encoder_doubts_go_to_eth_abi(kind: str, value: Any) -> None:
+    inputs = [{"name": "a", "type": kind}, {"name": "b", "type": "bytes32"}]
+    abi = ContractAbi([{"type": "function", "name": "f", "inputs": inputs, "outputs": []}])
+    args = [value, bytes(32)]
+    expected = _outcome(lambda a: abi.selector("f") + abi_encode([kind, "bytes32"], a), args)
+    assert _outcome(lambda a: abi.encode_call("f", a), args) == expected
