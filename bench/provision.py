@@ -5,9 +5,9 @@
 For each engine and batch size (1, 10, 100) a fresh network with three members (threshold 2)
 is started: anvil, or geth Clique with one sealer per member (1 s blocks, the devnet's gas
 limit, 100 M). Two validator processes (`dpki validator run`, Operator B and CA C, each on
-its own node, with the engine's default confirmations) follow it, and the vendor submits N
-fresh P-256 device certificates through `dpki.submission.submit_all` on its own node
-(transactions pipelined).
+its own node, at their default of 0 confirmations: each vote is anchored to the block it
+was decided on) follow it, and the vendor submits N fresh P-256 device certificates through
+`dpki.submission.submit_all` on its own node (transactions pipelined).
 The clock runs from the first submission until the last certificate is active; a
 certificate's latency is from the start of submission until it was first seen active.
 Reported beside the rate: gas used per block against the gas limit, the blocks' interval,
@@ -69,10 +69,10 @@ def _network(engine: str, nodes: int, work: Path) -> tuple[Deployment, list[int]
 
 
 def run(
-    engine: str, batch_size: int, count: int, nodes: int = 3, confirmations: int | None = None
+    engine: str, batch_size: int, count: int, nodes: int = 3, confirmations: int = 0
 ) -> dict[str, Any]:
-    """Measure one batch size on a fresh network (validators' ``--confirmations``: the
-    engine's default unless given). ``trace`` in the result lists the run's blocks: when each
+    """Measure one batch size on a fresh network (validators' ``--confirmations``: 0
+    unless given). ``trace`` in the result lists the run's blocks: when each
     was sealed (block time minus the wall clock at the start) and whose transactions it
     carried."""
     with tempfile.TemporaryDirectory(prefix="dpki-bench-") as tmp:
@@ -88,8 +88,7 @@ def run(
                         [sys.executable, "-m", "dpki", "validator", "run", "--as", org,
                          "--deployment", str(deployment.path), "--poll", "0.02",
                          "--state", str(work / f"{org}.json"),
-                         *(["--confirmations", str(confirmations)]
-                           if confirmations is not None else [])],
+                         "--confirmations", str(confirmations)],
                         stdout=log, stderr=subprocess.STDOUT,
                     )
                 )  # fmt: skip
@@ -223,8 +222,8 @@ def main() -> None:
     parser.add_argument(
         "--confirmations",
         type=int,
-        default=None,
-        help="the validators' --confirmations (default: the engine's, geth Clique 1 with 3 nodes)",
+        default=0,
+        help="the validators' --confirmations (default 0, as theirs: votes are anchored)",
     )
     parser.add_argument(
         "--trace", action="store_true", help="also list each block: when sealed, whose transactions"

@@ -13,7 +13,7 @@ import {Governance} from "./Governance.sol";
 /// endorsement rewrites an existing slot instead of creating one; validator set, submitter
 /// set and threshold share one slot read once per batch.
 contract CertificateRegistry is Governance {
-    string private constant VERSION = "2.0.0"; // = dpki.__version__ (tests check it)
+    string private constant VERSION = "2.1.0"; // = dpki.__version__ (tests check it)
 
     /// @param accounts Genesis members' addresses.
     /// @param organizations Their organization names (unique, canonical).
@@ -78,12 +78,15 @@ contract CertificateRegistry is Governance {
 
     /// @inheritdoc ICertificateRegistry
     function endorseBatch(bytes32[] calldata certIds) external {
-        if (certIds.length == 0) revert EmptyBatch();
-        uint48 bit = uint48(1) << _requireRole(msg.sender, ROLE_VALIDATOR);
-        uint256 config = _config();
-        for (uint256 i = 0; i < certIds.length; ++i) {
-            _endorse(certIds[i], bit, config, true);
-        }
+        _endorseAll(certIds);
+    }
+
+    /// @inheritdoc ICertificateRegistry
+    function endorseBatchAt(bytes32[] calldata certIds, uint256 anchorBlock, bytes32 anchorHash)
+        external
+    {
+        _requireAnchor(anchorBlock, anchorHash);
+        _endorseAll(certIds);
     }
 
     /// @inheritdoc ICertificateRegistry
@@ -94,6 +97,30 @@ contract CertificateRegistry is Governance {
 
     /// @inheritdoc ICertificateRegistry
     function rejectBatch(bytes32[] calldata certIds, uint8[] calldata reasonCodes) external {
+        _rejectAll(certIds, reasonCodes);
+    }
+
+    /// @inheritdoc ICertificateRegistry
+    function rejectBatchAt(
+        bytes32[] calldata certIds,
+        uint8[] calldata reasonCodes,
+        uint256 anchorBlock,
+        bytes32 anchorHash
+    ) external {
+        _requireAnchor(anchorBlock, anchorHash);
+        _rejectAll(certIds, reasonCodes);
+    }
+
+    function _endorseAll(bytes32[] calldata certIds) private {
+        if (certIds.length == 0) revert EmptyBatch();
+        uint48 bit = uint48(1) << _requireRole(msg.sender, ROLE_VALIDATOR);
+        uint256 config = _config();
+        for (uint256 i = 0; i < certIds.length; ++i) {
+            _endorse(certIds[i], bit, config, true);
+        }
+    }
+
+    function _rejectAll(bytes32[] calldata certIds, uint8[] calldata reasonCodes) private {
         if (certIds.length == 0) revert EmptyBatch();
         if (certIds.length != reasonCodes.length) {
             revert LengthMismatch(certIds.length, reasonCodes.length);
@@ -102,6 +129,14 @@ contract CertificateRegistry is Governance {
         uint256 config = _config();
         for (uint256 i = 0; i < certIds.length; ++i) {
             _reject(certIds[i], bit, reasonCodes[i], config, true);
+        }
+    }
+
+    /// @dev blockhash is zero for the current and future blocks and those over 256 back, so a
+    /// zero hash never names a block.
+    function _requireAnchor(uint256 anchorBlock, bytes32 anchorHash) private view {
+        if (anchorHash == bytes32(0) || blockhash(anchorBlock) != anchorHash) {
+            revert StaleAnchor(anchorBlock, anchorHash);
         }
     }
 

@@ -299,6 +299,9 @@ interface ICertificateRegistry {
     error MalformedCertificate(bytes32 certId);
     /// @notice The certificate is not revoked for keyCompromise (reason 1).
     error NotRevokedForKeyCompromise(bytes32 certId);
+    /// @notice A vote's anchor block is not on this chain (a reorganization replaced it), is
+    /// not yet mined, or is more than 256 blocks old: what the vote decided was read elsewhere.
+    error StaleAnchor(uint256 anchorBlock, bytes32 anchorHash);
 
     // ------------------------------------------------------------------ certificates
 
@@ -349,6 +352,18 @@ interface ICertificateRegistry {
     /// @param certIds The certificates.
     function endorseBatch(bytes32[] calldata certIds) external;
 
+    /// @notice `endorseBatch`, counted only on the chain its validator read.
+    /// @dev The vote names the newest block its decision read; on a chain without that block
+    /// (or when it is more than 256 blocks old) it reverts with StaleAnchor. Validators may so
+    /// vote on submissions before they are confirmed: a fork that replaces the block cannot
+    /// turn the vote into one for another member's copy of the certificate, or into one made
+    /// on ledger facts (issuers, compromised keys, members) the validator never saw.
+    /// @param certIds The certificates.
+    /// @param anchorBlock The number of the newest block the decision read.
+    /// @param anchorHash That block's hash.
+    function endorseBatchAt(bytes32[] calldata certIds, uint256 anchorBlock, bytes32 anchorHash)
+        external;
+
     /// @notice Reject a Pending certificate with a DPKI policy reason code; it is Rejected
     /// once the current validators that did not reject it can no longer reach the threshold.
     /// @param certId The certificate.
@@ -360,6 +375,19 @@ interface ICertificateRegistry {
     /// @param certIds The certificates.
     /// @param reasonCodes One DPKI policy reason code per certificate.
     function rejectBatch(bytes32[] calldata certIds, uint8[] calldata reasonCodes) external;
+
+    /// @notice `rejectBatch`, counted only on the chain its validator read (see
+    /// `endorseBatchAt`).
+    /// @param certIds The certificates.
+    /// @param reasonCodes One DPKI policy reason code per certificate.
+    /// @param anchorBlock The number of the newest block the decision read.
+    /// @param anchorHash That block's hash.
+    function rejectBatchAt(
+        bytes32[] calldata certIds,
+        uint8[] calldata reasonCodes,
+        uint256 anchorBlock,
+        bytes32 anchorHash
+    ) external;
 
     /// @notice Decide a Pending certificate from the votes of the current validators, for a
     /// certificate left undecided by membership or threshold changes. Any validator.

@@ -2,4 +2,4 @@
 
 #: the one version of the package, its command line and the inquiry node's HTTP API; the
 #: contract's ``version()`` says the same (tests/test_registry.py checks it)
-__version__ = "2.0.0"
+__version__ = "2.1.0"

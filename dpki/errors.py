@@ -45,6 +45,7 @@ __all__ = [
     "ProposalExpired",
     "QuorumNotReached",
     "RpcUnavailable",
+    "StaleAnchor",
     "SubmitterNotActive",
     "TooManyMembers",
     "ToolchainError",
@@ -332,6 +333,13 @@ class ProposalExpired(ContractError):
     name = "ProposalExpired"
 
 
+class StaleAnchor(ContractError):
+    """A vote's anchor block is not on this chain (reorganized away) or too old: what it
+    decided was read on another chain, and the validator decides it again."""
+
+    name = "StaleAnchor"
+
+
 class SubmitterNotActive(ContractError):
     """The submitter is no longer an active submitter: it never becomes active."""
 
@@ -369,6 +377,7 @@ CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     "ProposalClosed": ProposalClosed,
     "ProposalExpired": ProposalExpired,
     "QuorumNotReached": QuorumNotReached,
+    "StaleAnchor": StaleAnchor,
     "SubmitterNotActive": SubmitterNotActive,
     "TooManyMembers": TooManyMembers,
     "UnknownCertificate": UnknownCertificate,

@@ -115,7 +115,7 @@ class ValidatorMetrics:
         )
         self.errors = Counter(
             "dpki_validator_errors",
-            "Failed steps, by kind (ledger_unreachable, vote_failed, step_failed)",
+            "Failed steps, by kind (ledger_unreachable, vote_failed, stale_anchor, step_failed)",
             ["kind"],
             registry=r,
         )

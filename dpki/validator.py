@@ -37,8 +37,15 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from dpki.chain.gas import endorse_batch_gas
-from dpki.chain.registry import Event, Member, PendingTx, Receipt, Registry, Status
-from dpki.errors import ChainError, ContractError, DpkiError, ParseError, RpcUnavailable
+from dpki.chain.registry import Anchor, Event, Member, PendingTx, Receipt, Registry, Status
+from dpki.errors import (
+    ChainError,
+    ContractError,
+    DpkiError,
+    ParseError,
+    RpcUnavailable,
+    StaleAnchor,
+)
 from dpki.metrics import ValidatorMetrics
 from dpki.pki.codes import REJECTION_REASONS
 from dpki.pki.issuers import LedgerIssuers
@@ -467,7 +474,9 @@ class Validator:
         renewals = {
             cert_id for cert_id, e in submitted.items() if bytes(e.args["replaces"]) != bytes(32)
         }
-        votes = self._send_votes(decisions, renewals)
+        # the votes name the block the range was read up to: they count only on this chain
+        anchor = (end, bytes.fromhex(str(after["hash"])[2:]))
+        votes = self._send_votes(decisions, renewals, anchor)
         self._in_flight.append(_InFlight(end, str(after["hash"]), votes))
         self._voting.update(d.cert_id for d in decisions)
         self._collect()  # a chain that mines at once (anvil): checkpoint in the same step
@@ -526,23 +535,32 @@ class Validator:
                 log.warning("could not list the key of 0x%s: %s", cert_id.hex(), exc)
 
     def _send_votes(
-        self, decisions: list[Vote], renewals: set[bytes]
+        self, decisions: list[Vote], renewals: set[bytes], anchor: Anchor
     ) -> list[tuple[list[Vote], PendingTx]]:
-        """Send the votes in batches without waiting for them; return them with their
-        transactions. Endorsements carry a computed gas bound (no estimate, see
-        :mod:`dpki.chain.gas`); rejections, rarer, are estimated."""
+        """Send the votes in batches without waiting for them, anchored to the newest block
+        the decisions read; return them with their transactions. Endorsements carry a
+        computed gas bound (no estimate, see :mod:`dpki.chain.gas`); rejections, rarer, are
+        estimated."""
         pending = []
         endorse = [d for d in decisions if d.endorse]
         reject = [d for d in decisions if not d.endorse]
         for i in range(0, len(endorse), self.batch_size):
             chunk = endorse[i : i + self.batch_size]
-            gas = endorse_batch_gas(len(chunk), sum(d.cert_id in renewals for d in chunk))
-            tx = self.registry.endorse_batch(self.account, [d.cert_id for d in chunk], gas=gas)
+            renewing = sum(d.cert_id in renewals for d in chunk)
+            tx = self.registry.endorse_batch(
+                self.account,
+                [d.cert_id for d in chunk],
+                gas=endorse_batch_gas(len(chunk), renewing, anchored=True),
+                anchor=anchor,
+            )
             pending.append((chunk, tx))
         for i in range(0, len(reject), self.batch_size):
             chunk = reject[i : i + self.batch_size]
             tx = self.registry.reject_batch(
-                self.account, [d.cert_id for d in chunk], [d.reason_code for d in chunk]
+                self.account,
+                [d.cert_id for d in chunk],
+                [d.reason_code for d in chunk],
+                anchor=anchor,
             )
             pending.append((chunk, tx))
         return pending
@@ -584,6 +602,13 @@ class Validator:
                 self.metrics.retries.inc()
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
+                continue
+            except StaleAnchor as exc:
+                # the block our votes were decided on was reorganized away: nothing is wrong,
+                # what it held is read and decided again on the chain as it is now
+                log.info("votes decided on a replaced block (%s); deciding again", exc)
+                self.metrics.errors.labels("stale_anchor").inc()
+                self.drop_in_flight()
                 continue
             except ChainError as exc:
                 # a vote refused (e.g. a race with another validator): re-read and retry

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ORGS, fake_submission
+from conftest import ORGS, fake_submission, rpc
 from eth_account.signers.local import LocalAccount
 from registry_helpers import (
     BOTH,
@@ -96,7 +96,7 @@ def test_genesis_members_threshold_and_version(
     assert registry.threshold() == 2
     assert registry.validator_count() == 3
     assert registry.proposal_count() == 0
-    assert registry.version() == "2.0.0" == dpki.__version__  # one version everywhere
+    assert registry.version() == "2.1.0" == dpki.__version__  # one version everywhere
     assert registry.call("MAX_MEMBERS") == 48
     assert (registry.call("ROLE_VALIDATOR"), registry.call("ROLE_SUBMITTER")) == (1, 2)
 
@@ -830,6 +830,85 @@ def test_reject_batch_with_mismatched_lengths_is_refused(
     with refused(errors.LengthMismatch, expected=2, got=got):
         registry.reject_batch(operator, ids, codes).wait()
     assert registry.status_of(pending.cert_id).rejections == 0
+
+
+# ------------------------------------------------------------------ anchored votes
+
+
+def head(url: str) -> tuple[int, bytes]:
+    """Return the number and hash of the newest block: the anchor a validator names."""
+    block: Any = rpc(url, "eth_getBlockByNumber", "latest", False)
+    return int(block["number"], 16), bytes.fromhex(block["hash"][2:])
+
+
+def test_an_anchored_vote_counts_on_the_chain_it_was_decided_on(
+    registry: Registry, chain: str, pending: Submission, operator: LocalAccount, ca: LocalAccount
+) -> None:
+    receipt = registry.endorse_batch(operator, [pending.cert_id], anchor=head(chain)).wait()
+    assert events(receipt) == [endorsed(pending.cert_id, operator.address, 1, Status.PENDING)]
+    receipt = registry.reject_batch(ca, [pending.cert_id], [3], anchor=head(chain)).wait()
+    assert events(receipt) == [rejected(pending.cert_id, ca.address, 3, 1, Status.PENDING)]
+
+
+@pytest.mark.parametrize("anchor", ["another-hash", "zero-hash", "this-block", "too-old"])
+def test_an_anchor_this_chain_does_not_have_is_refused(
+    registry: Registry, chain: str, pending: Submission, operator: LocalAccount, anchor: str
+) -> None:
+    number, block_hash = head(chain)
+    if anchor == "too-old":  # BLOCKHASH reaches 256 blocks back
+        rpc(chain, "anvil_mine", hex(256))
+    bad = {
+        "another-hash": (number, hashlib.sha256(block_hash).digest()),
+        "zero-hash": (number, bytes(32)),
+        "this-block": (number + 1, block_hash),  # the block the vote is mined in: no hash yet
+        "too-old": (number, block_hash),
+    }[anchor]
+    before = ledger_state(registry, [pending.cert_id])
+    with refused(errors.StaleAnchor, anchorBlock=bad[0], anchorHash=bad[1]):
+        registry.endorse_batch(operator, [pending.cert_id], anchor=bad).wait()
+    with refused(errors.StaleAnchor, anchorBlock=bad[0], anchorHash=bad[1]):
+        registry.reject_batch(operator, [pending.cert_id], [3], anchor=bad).wait()
+    assert ledger_state(registry, [pending.cert_id]) == before
+    assert not registry.has_voted(pending.cert_id, operator.address)
+
+
+def test_the_newest_block_blockhash_reaches_is_still_an_anchor(
+    registry: Registry, chain: str, pending: Submission, operator: LocalAccount
+) -> None:
+    anchor = head(chain)
+    rpc(chain, "anvil_mine", hex(255))  # the vote is mined 256 blocks after its anchor
+    registry.endorse_batch(operator, [pending.cert_id], anchor=anchor).wait()
+    assert registry.has_voted(pending.cert_id, operator.address)
+
+
+def test_a_vote_decided_on_a_replaced_block_counts_nowhere(
+    registry: Registry,
+    chain: str,
+    vendor: LocalAccount,
+    operator: LocalAccount,
+    ca: LocalAccount,
+) -> None:
+    """What makes voting before confirmations safe: a validator decides on block N as its
+    node has it, then a fork replaces block N (here a snapshot reverted and another block
+    mined at that height, as a competing sealer's block would be). The vote sent meanwhile
+    reaches the new chain and must count for nothing there, whatever the new block holds;
+    decided again on the new block, it counts."""
+    submission = fake_submission(7000)
+    fork = rpc(chain, "evm_snapshot")
+    registry.submit(vendor, submission).wait()
+    seen = head(chain)  # the validator's view: block N with the submission
+    assert rpc(chain, "evm_revert", fork) is True
+    registry.resync_nonce(vendor.address)
+    rpc(chain, "evm_setNextBlockTimestamp", chain_time(registry) + 7)
+    registry.submit(vendor, submission).wait()  # the same transaction, in another block N
+    replaced = head(chain)
+    assert replaced[0] == seen[0] and replaced[1] != seen[1]
+    with refused(errors.StaleAnchor, anchorBlock=seen[0], anchorHash=seen[1]):
+        registry.endorse_batch(operator, [submission.cert_id], anchor=seen).wait()
+    assert registry.status_of(submission.cert_id).endorsements == 0
+    registry.endorse_batch(operator, [submission.cert_id], anchor=replaced).wait()
+    registry.endorse_batch(ca, [submission.cert_id], anchor=head(chain)).wait()
+    assert registry.status_of(submission.cert_id).status is Status.ACTIVE
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,11 @@ def test_a_vote_batch_whose_computed_gas_is_short_is_cast_again(
         pass
     cert = _submission("SHORT-VOTE")
     registry.submit(dev_account(0), cert).wait()
-    monkeypatch.setattr(dpki.validator, "endorse_batch_gas", lambda count, renewals=0: 35_000)
+
+    def short(count: int, renewals: int = 0, *, anchored: bool = False) -> int:
+        return 35_000
+
+    monkeypatch.setattr(dpki.validator, "endorse_batch_gas", short)
     with pytest.raises(OutOfGas):
         v.step()
     assert not registry.has_voted(cert.cert_id, VALIDATOR.address)

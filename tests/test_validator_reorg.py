@@ -6,8 +6,12 @@ the same heights (a reorganization as a node would see it).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from conftest import rpc
 
 from dpki.chain.consortium import (
@@ -62,6 +66,53 @@ def test_validator_decides_again_from_the_fork_point(
         registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
     )
     assert reloaded.state.recent[-1] == validator.state.recent[-1]  # hashes survive restarts
+
+
+def test_votes_decided_on_a_replaced_block_are_decided_again(
+    registry: Registry,
+    deploy_block: int,
+    chain: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The validator's side of anchored votes: a vote whose block is gone by the time it is
+    mined reverts (StaleAnchor); the running validator decides that range again on the
+    chain as it is and the vote counts once."""
+    validator = Validator(
+        registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
+    )
+    while validator.step():
+        pass
+    cert = _submission("STALE-ANCHOR")
+    registry.submit(dev_account(0), cert).wait()
+    anchors = []
+    send = validator._send_votes
+
+    def first_block_replaced(decisions, renewals, anchor):  # type: ignore[no-untyped-def]
+        if decisions:
+            anchors.append(anchor)
+        if len(anchors) == 1:  # as if that block had been replaced before the vote was mined
+            anchor = (anchor[0], hashlib.sha256(anchor[1]).digest())
+        return send(decisions, renewals, anchor)
+
+    monkeypatch.setattr(validator, "_send_votes", first_block_replaced)
+    stop = threading.Event()
+    runner = threading.Thread(target=validator.run, args=(stop,), kwargs={"poll": 0.02})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not registry.has_voted(
+            cert.cert_id, dev_account(1).address
+        ):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert registry.has_voted(cert.cert_id, dev_account(1).address)
+    assert len(anchors) == 2  # decided on the replaced block, then again on the chain as it is
+    assert validator.metrics.errors.labels("stale_anchor")._value.get() == 1
+    assert registry.status_of(cert.cert_id).endorsements == 1
+    assert validator.state.endorsed == 1
 
 
 def test_no_rewind_without_a_reorganization(

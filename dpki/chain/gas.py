@@ -47,6 +47,8 @@ _SUBMIT_WORDS: Final = 7
 _ENDORSE_BASE: Final = 15_000
 _ENDORSE_ITEM: Final = 12_000
 _RENEWAL: Final = 45_000
+#: checking a vote's anchor: BLOCKHASH and a comparison, with room
+_ANCHOR: Final = 1_000
 
 
 def submit_batch_gas(submissions: Sequence[Submission]) -> int:
@@ -58,11 +60,14 @@ def submit_batch_gas(submissions: Sequence[Submission]) -> int:
     return _limit(calldata, execution)
 
 
-def endorse_batch_gas(count: int, renewals: int = 0) -> int:
+def endorse_batch_gas(count: int, renewals: int = 0, *, anchored: bool = False) -> int:
     """Return an upper bound of the gas of ``endorseBatch`` of ``count`` certificates, of
-    which ``renewals`` renew another (activating one supersedes the old)."""
-    calldata = _CALL_HEAD + 32 * count
-    execution = _ENDORSE_BASE + _ENDORSE_ITEM * count + _RENEWAL * renewals
+    which ``renewals`` renew another (activating one supersedes the old); ``anchored``:
+    of ``endorseBatchAt`` (two more words, a block hash looked up)."""
+    calldata = _CALL_HEAD + 32 * count + (64 if anchored else 0)
+    execution = (
+        _ENDORSE_BASE + _ENDORSE_ITEM * count + _RENEWAL * renewals + (_ANCHOR if anchored else 0)
+    )
     return _limit(calldata, execution)
 
 

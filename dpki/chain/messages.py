@@ -41,6 +41,9 @@ CONTRACT_ERROR_WORDS: Final[dict[str, str]] = {
     "mark); the command line normalizes names",
     "ProposalExpired": "proposal {proposalId} expired at {deadline}: propose it again "
     "(dpki propose ...)",
+    "StaleAnchor": "the vote was decided on block {anchorBlock} ({anchorHash}), which this "
+    "chain does not have (a reorganization replaced it) or which is over 256 blocks old: "
+    "decide it again on the chain as it is now",
     "SubmitterNotActive": "certificate {certId} was submitted by {submitter}, which is no "
     "longer a submitting member: it can never become active; dpki withdraw or dpki settle "
     "clears it",

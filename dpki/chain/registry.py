@@ -35,6 +35,7 @@ from dpki.chain.types import (
     PROPOSAL_LIFETIME,
     ROLE_SUBMITTER,
     ROLE_VALIDATOR,
+    Anchor,
     CertificateStatus,
     Member,
     MemberSpec,
@@ -52,6 +53,7 @@ __all__ = [
     "PROPOSAL_LIFETIME",
     "ROLE_SUBMITTER",
     "ROLE_VALIDATOR",
+    "Anchor",
     "CertificateStatus",
     "Event",
     "Member",
@@ -304,23 +306,39 @@ class Registry(ContractClient):
         return self.transact(account, "endorse", as_cert_id(cert_id))
 
     def endorse_batch(
-        self, account: LocalAccount, cert_ids: Sequence[str | bytes], *, gas: int | None = None
+        self,
+        account: LocalAccount,
+        cert_ids: Sequence[str | bytes],
+        *,
+        gas: int | None = None,
+        anchor: Anchor | None = None,
     ) -> PendingTx:
         """Endorse many pending certificates (``gas``: a computed bound, no estimate; see
-        :func:`dpki.chain.gas.endorse_batch_gas`)."""
-        return self.transact(account, "endorseBatch", [as_cert_id(c) for c in cert_ids], gas=gas)
+        :func:`dpki.chain.gas.endorse_batch_gas`). With an ``anchor`` (the number and hash of
+        the newest block the decision read) the vote counts only on a chain that has that
+        block (``endorseBatchAt``; elsewhere it reverts with StaleAnchor)."""
+        ids = [as_cert_id(c) for c in cert_ids]
+        if anchor is None:
+            return self.transact(account, "endorseBatch", ids, gas=gas)
+        return self.transact(account, "endorseBatchAt", ids, anchor[0], anchor[1], gas=gas)
 
     def reject(self, account: LocalAccount, cert_id: str | bytes, reason_code: int) -> PendingTx:
         """Reject a pending certificate with a rejection reason code."""
         return self.transact(account, "reject", as_cert_id(cert_id), reason_code)
 
     def reject_batch(
-        self, account: LocalAccount, cert_ids: Sequence[str | bytes], reason_codes: Sequence[int]
+        self,
+        account: LocalAccount,
+        cert_ids: Sequence[str | bytes],
+        reason_codes: Sequence[int],
+        *,
+        anchor: Anchor | None = None,
     ) -> PendingTx:
-        """Reject many pending certificates."""
-        return self.transact(
-            account, "rejectBatch", [as_cert_id(c) for c in cert_ids], list(reason_codes)
-        )
+        """Reject many pending certificates (``anchor``: as for :meth:`endorse_batch`)."""
+        ids, codes = [as_cert_id(c) for c in cert_ids], list(reason_codes)
+        if anchor is None:
+            return self.transact(account, "rejectBatch", ids, codes)
+        return self.transact(account, "rejectBatchAt", ids, codes, anchor[0], anchor[1])
 
     def revoke(self, account: LocalAccount, cert_id: str | bytes, reason: int) -> PendingTx:
         """Revoke a certificate the account's organization submitted."""

@@ -6,6 +6,7 @@ import enum
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 
@@ -35,6 +36,10 @@ ROLE_SUBMITTER = 2
 NO_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z, IEEE 802.1AR "no well-defined expiration"
 #: seconds a proposal stays open (the contract's PROPOSAL_LIFETIME)
 PROPOSAL_LIFETIME = 7 * 24 * 3600
+
+#: the number and hash of the newest block a validator's decision read: an anchored vote
+#: counts only on a chain that has that block (``endorseBatchAt``, ``rejectBatchAt``)
+Anchor: TypeAlias = tuple[int, bytes]
 
 
 class ProposalKind(enum.IntEnum):

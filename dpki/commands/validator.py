@@ -12,7 +12,6 @@ from types import FrameType
 
 import click
 
-from dpki.chain.consortium import default_confirmations
 from dpki.commands._common import (
     deployment_option,
     load_deployment,
@@ -35,10 +34,11 @@ def validator() -> None:
 @click.option(
     "--confirmations",
     type=click.IntRange(0),
-    default=None,
+    default=0,
+    show_default=True,
     help=(
-        "Blocks to wait before deciding (default per engine: anvil 0, QBFT 0, "
-        "Clique half its signers, at least 1)."
+        "Blocks to wait before deciding. 0 is safe on every engine: each vote names the "
+        "block its decision read and counts only on a chain that has it."
     ),
 )
 @click.option("--batch-size", type=click.IntRange(1, 500), default=100, show_default=True)
@@ -61,7 +61,7 @@ def validator() -> None:
 @deployment_option
 def run(
     org: str,
-    confirmations: int | None,
+    confirmations: int,
     batch_size: int,
     poll: float,
     state_path: Path | None,
@@ -82,8 +82,6 @@ def run(
     account = deployment.signer(org, keystore)
     slug = re.sub(r"[^a-z0-9]+", "-", member.organization.lower()).strip("-")
     base = deployment.path.parent if deployment.path else Path(".dpki")
-    if confirmations is None:
-        confirmations = default_confirmations(deployment.engine, deployment.node_url(org))
     node = Validator(
         deployment.registry_client(org),
         account,
