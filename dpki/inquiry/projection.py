@@ -17,7 +17,7 @@ from cryptography import x509
 
 from dpki.chain.abi import Event
 from dpki.pki.codes import Status
-from dpki.pki.der import Unsupported, read_layout
+from dpki.pki.der import Layout, Unsupported, read_layout
 from dpki.pki.facts import read_names
 from dpki.pki.x509 import dn, load_certificate, name_facts, ocsp_hashes
 
@@ -36,6 +36,7 @@ __all__ = [
     "hex_id",
     "member_rows",
     "parse_fields",
+    "parse_row",
     "project_range",
 ]
 
@@ -81,6 +82,8 @@ class CertRow:
     new: bool = False
     dirty: bool = False
     certificate: x509.Certificate | None = None
+    #: where the parts of its DER are, when its names were read from them
+    layout: Layout | None = None
 
 
 @dataclass
@@ -127,24 +130,34 @@ _EMPTY: dict[str, Any] = {
 
 def parse_fields(der: bytes) -> tuple[dict[str, Any], x509.Certificate | None]:
     """Return :func:`cert_fields` and the parsed certificate (None: it does not parse)."""
+    fields, cert, _ = parse_row(der)
+    return fields, cert
+
+
+def parse_row(der: bytes) -> tuple[dict[str, Any], x509.Certificate | None, Layout | None]:
+    """Return :func:`parse_fields` and the certificate's DER layout when its names were read
+    from the DER (None: through cryptography's objects, or no certificate)."""
     try:
         cert = load_certificate(der)  # the parse boundary's loader: ParseError, nothing else
-        out = _fields_from_der(cert, der) or fields_via_cryptography(cert)
+        found = _fields_from_der(cert, der)
+        if found is not None:
+            return found[0], cert, found[1]
+        return fields_via_cryptography(cert), cert, None
     except Exception as exc:  # the ledger may hold bytes that are no certificate
-        return dict(_EMPTY, parse_error=f"{type(exc).__name__}: {exc}"[:500]), None
-    return out, cert
+        return dict(_EMPTY, parse_error=f"{type(exc).__name__}: {exc}"[:500]), None, None
 
 
-def _fields_from_der(cert: x509.Certificate, der: bytes) -> dict[str, Any] | None:
+def _fields_from_der(cert: x509.Certificate, der: bytes) -> tuple[dict[str, Any], Layout] | None:
     """Return :func:`cert_fields` with the names read from the DER (the policy's fast
-    reader, :func:`dpki.pki.facts.read_names`), or None for names only cryptography reads."""
+    reader, :func:`dpki.pki.facts.read_names`) and the layout, or None for names only
+    cryptography reads."""
     try:
         layout = read_layout(der)
         subject_dn, orgs, cns, issuer_dn, self_issued = read_names(layout)
     except (Unsupported, IndexError, ValueError):
         return None
     names = layout.subject, layout.issuer
-    return _fields(cert, subject_dn, orgs, cns, issuer_dn, self_issued, names)
+    return _fields(cert, subject_dn, orgs, cns, issuer_dn, self_issued, names), layout
 
 
 def fields_via_cryptography(cert: x509.Certificate) -> dict[str, Any]:
@@ -331,13 +344,17 @@ def apply_cert_event(
             "updated_at": timestamp,
             "revision": revision,
         }
-        fields, certificate = parse_fields(der)
+        fields, certificate, layout = parse_row(der)
         values.update(fields)
         earlier = rows.get(cid)
         if earlier is not None:  # registered again after a rejection or withdrawal
             values = {**earlier.values, **{k: values[k] for k in MUTABLE if k in values}}
         rows[cid] = CertRow(
-            values, new=earlier is None or earlier.new, dirty=True, certificate=certificate
+            values,
+            new=earlier is None or earlier.new,
+            dirty=True,
+            certificate=certificate,
+            layout=layout,
         )
         batch.history.append(
             dict(

@@ -362,7 +362,9 @@ class Store(Queries):
                 v = r.values
                 if v["self_issued"] or v["parse_error"] or not v["issuer_name_sha1"]:
                     continue
-                found = candidates.issuer_of(r.certificate or v["der"], v["issuer_name_sha1"])
+                found = candidates.issuer_of(
+                    r.certificate or v["der"], v["issuer_name_sha1"], r.layout
+                )
                 if found is not None:
                     v["issuer_key_sha1"], v["issuer_key_sha256"] = found
 

@@ -22,6 +22,8 @@ from cryptography import x509
 
 from dpki.chain.registry import Event, Registry, Status
 from dpki.errors import DpkiError, ParseError
+from dpki.pki.der import Layout, Unsupported, read_layout
+from dpki.pki.keys import verifies_under_layout
 from dpki.pki.policy import IssuerCandidate, IssuerLookup, authority_key_identifier
 from dpki.pki.x509 import load_certificate, parse_certificate, verifies_under
 
@@ -183,10 +185,11 @@ class IssuerKeys:
             )
 
     def issuer_of(
-        self, der: bytes | x509.Certificate, issuer_name_sha1: str
+        self, der: bytes | x509.Certificate, issuer_name_sha1: str, layout: Layout | None = None
     ) -> tuple[str, str] | None:
         """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``
-        (the DER, or the certificate already parsed from it)."""
+        (the DER, or the certificate already parsed from it; ``layout``: where its parts are,
+        when its names were read from its DER)."""
         options = self._by_name.get(issuer_name_sha1)
         if not options:
             return None
@@ -195,13 +198,27 @@ class IssuerKeys:
         except DpkiError:
             return None
         for cid, (cand, key_sha1, key_sha256) in list(options.items()):
-            if not isinstance(cand, x509.Certificate):
+            if not isinstance(cand, tuple):
                 try:
-                    cand = load_certificate(cand)
+                    parsed = load_certificate(cand)
                 except DpkiError:
                     del options[cid]
                     continue
+                cand = (parsed, _subject_bytes(cand))
                 options[cid] = (cand, key_sha1, key_sha256)
-            if verifies_under(child, cand):
+            issuer, subject = cand
+            if layout is not None and subject is not None:
+                signed = verifies_under_layout(child, layout, issuer, subject)
+            else:
+                signed = verifies_under(child, issuer)
+            if signed:
                 return key_sha1, key_sha256
+        return None
+
+
+def _subject_bytes(der: bytes) -> bytes | None:
+    """Return a certificate's subject as encoded (None: not a layout the DER reader knows)."""
+    try:
+        return read_layout(der).subject
+    except (Unsupported, IndexError, ValueError):
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Final
 
 from cryptography import x509
@@ -149,12 +150,15 @@ _NAME_TYPES: Final[dict[bytes, tuple[str, int, tuple[int, int] | None]]] = {
 _STRING_TAGS: Final = frozenset({0x0C, 0x13, 0x16})
 
 
+@lru_cache(maxsize=4096)
 def read_name(
     name: bytes,
 ) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, str], ...]]:
     """Return a Name's RFC 4514 text, its O values, its CN values and its (type, value) list.
 
     The text is what ``x509.dn`` writes; the list compares as cryptography compares names.
+    Kept for the names read most recently (a pure function of the bytes): the issuer of a
+    thousand devices is one name read a thousand times.
     """
     parts: list[str] = []
     organizations: list[str] = []
