@@ -214,6 +214,8 @@ def test_a_sealer_dies_and_comes_back(consortium: Consortium) -> None:
     net = consortium.net
     dead = consortium.node(VENDOR)
     validator = consortium.validators[VENDOR]
+    # its first checkpoint, whatever ran before (this test also runs alone)
+    wait_until(validator.state.exists, timeout=30, what="the validator's checkpoint")
     net.kill_node(dead)
     validator.kill()
     checkpoint_before = json.loads(validator.state.read_text())["checkpoint"]
