@@ -159,13 +159,24 @@ class IndexerMetrics:
         )
 
 
+#: registries of this process's other roles shown beside a server's own (see expose_too)
+_ALSO: list[CollectorRegistry] = []
+
+
+def expose_too(registry: CollectorRegistry) -> None:
+    """Show ``registry``'s samples on this process's ``/metrics`` as well (``dpki serve
+    --follow``: the indexer it runs)."""
+    _ALSO.append(registry)
+
+
 def exposition(registry: CollectorRegistry) -> bytes:
-    """Return the samples in the Prometheus text format (all workers' in multiprocess mode)."""
+    """Return the samples in the Prometheus text format (all workers' in multiprocess mode),
+    with those of the registries passed to :func:`expose_too`."""
     if os.environ.get(_MULTIPROC):
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
-    return generate_latest(registry)
+    return b"".join(generate_latest(r) for r in (registry, *_ALSO))
 
 
 class MetricsServer:

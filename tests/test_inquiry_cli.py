@@ -21,6 +21,7 @@ from inquiry_helpers import (
     served,
     write_key,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def test_indexer_once_prints_a_summary(node: Node, tmp_path: Path) -> None:
@@ -75,6 +76,17 @@ def test_serve_follow_indexes_in_the_same_process(node: Node, tmp_path: Path) ->
         assert requests.get(f"{url}/status/{good}", timeout=5).json()["valid"] is True
         revoked = requests.get(f"{url}/status/{node.ids['revoked'].hex()}", timeout=5).json()
         assert revoked["status"] == "revoked" and revoked["reason"] == "keyCompromise"
+        # the indexer it runs counts on the same /metrics as the server
+        samples = {
+            s.name: s.value
+            for family in text_string_to_metric_families(
+                requests.get(f"{url}/metrics", timeout=5).text
+            )
+            for s in family.samples
+        }
+        assert samples["dpki_indexer_events_total"] > 0
+        assert samples["dpki_indexer_lag_blocks"] == 0
+        assert "dpki_http_requests_total" in samples
 
 
 def test_serve_over_https(node: Node, tmp_path: Path) -> None:

@@ -270,8 +270,17 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
     if follow and deployment is not None:
         from dpki.inquiry.indexer import Indexer
+        from dpki.metrics import expose_too
 
         idx = Indexer(deployment.registry_client(), store, deployment.deploy_block)
+        if workers == 1:  # one process: its /metrics shows the indexer's too
+            expose_too(idx.metrics.registry)
+        else:
+            click.echo(
+                "dpki: note: with several workers /metrics does not show the indexer's samples; "
+                "run `dpki indexer run --metrics-port N` beside them to have those",
+                err=True,
+            )
         threading.Thread(target=idx.run, daemon=True, name="indexer").start()
     scheme = "https" if tls_cert else "http"
     click.echo(
