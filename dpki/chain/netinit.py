@@ -12,6 +12,7 @@ digits) instead of its address, so that the others can list it as a static peer.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from dpki.chain.consortium import (
 )
 from dpki.errors import ConfigError
 
-__all__ = ["MemberSpec", "init_network", "parse_member"]
+__all__ = ["MemberSpec", "geth_command", "init_network", "parse_member", "write_private"]
 
 _GETH_APIS = "eth,net,web3,clique,txpool"
 _BESU_APIS = ["ETH", "NET", "QBFT", "WEB3", "TXPOOL"]
@@ -158,10 +159,57 @@ def _ports(base: int | None, offset: int) -> tuple[int, int, int]:
     return base + offset, base + 100 + offset, base + 200 + offset
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def geth_command(
+    datadir: Path,
+    *,
+    p2p_port: int,
+    rpc_port: int,
+    auth_port: int,
+    signer: str,
+    gas_limit: int,
+    chain_id: int,
+    geth: Path | str = "geth",
+    apis: str = _GETH_APIS,
+) -> list[str]:
+    """Return the command line of a geth v1.13.15 Clique sealer whose files are in
+    ``datadir`` (config.toml with its static peers, nodekey, keystore, password): secrets
+    in files only, JSON-RPC and the engine API on 127.0.0.1, no discovery."""
+    d = str(datadir)
+    return [
+        str(geth),
+        "--datadir", d,
+        "--config", f"{d}/config.toml",
+        "--networkid", str(chain_id),
+        "--nodekey", f"{d}/nodekey",
+        "--port", str(p2p_port),
+        "--nodiscover", "--nat", "none", "--maxpeers", "50",
+        "--http", "--http.addr", "127.0.0.1", "--http.port", str(rpc_port),
+        "--http.api", apis,
+        "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(auth_port),
+        "--ipcdisable",
+        "--syncmode", "full", "--gcmode", "archive",
+        "--mine", "--miner.etherbase", signer,
+        "--miner.gaslimit", str(gas_limit), "--miner.gasprice", "1",
+        "--miner.recommit", "1s",
+        "--unlock", signer, "--password", f"{d}/password", "--allow-insecure-unlock",
+        "--txpool.nolocals", "--txpool.pricelimit", "1",
+        "--txpool.accountslots", "4096", "--txpool.globalslots", "65536",
+        "--txpool.accountqueue", "4096", "--txpool.globalqueue", "65536",
+        "--rpc.txfeecap", "0", "--rpc.gascap", "0",
+        "--verbosity", "3",
+    ]  # fmt: skip
+
+
 def _new_geth_signer(folder: Path) -> str:
     """Create a sealing account in the member's keystore (password in a 0600 file)."""
-    from dpki.dev.gethnet import write_private
-
     account = Account.create()
     password = secrets.token_urlsafe(24)
     write_private(folder / "password", password)
@@ -175,19 +223,16 @@ def _new_geth_signer(folder: Path) -> str:
 def _geth_files(
     folder: Path, row: dict[str, Any], peers: list[str], chain_id: int, gas_limit: int
 ) -> str:
-    from dpki.dev.gethnet import GethNode
-
     (folder / "config.toml").write_text("[Node.P2P]\nStaticNodes = " + json.dumps(peers) + "\n")
-    node = GethNode(
-        organization=row["organization"],
-        datadir=Path("."),
+    command = geth_command(
+        Path("."),
         p2p_port=row["p2p_port"],
         rpc_port=row["rpc_port"],
         auth_port=row["auth_port"],
         signer=row["signer"],
-        enode=row["enode"],
+        gas_limit=gas_limit,
+        chain_id=chain_id,
     )
-    command = node.command("geth", gas_limit, apis=_GETH_APIS, chain_id=chain_id)
     if row["host"] != "127.0.0.1":
         command[command.index("none")] = f"extip:{row['host']}"
     script = folder / "start.sh"

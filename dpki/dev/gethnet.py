@@ -29,6 +29,7 @@ import requests
 from eth_account import Account
 
 from dpki.chain.consortium import NodeKey, clique_genesis, write_json
+from dpki.chain.netinit import geth_command, write_private
 from dpki.dev.devnet import free_port, stop_pid
 from dpki.errors import ChainError, ToolchainError
 
@@ -45,7 +46,6 @@ __all__ = [
     "deploy_geth_devnet",
     "find_geth",
     "rpc_call",
-    "write_private",
 ]
 
 GETH_VERSION = "1.13.15"
@@ -167,30 +167,17 @@ class GethNode:
         chain_id: int = CHAIN_ID,
     ) -> list[str]:
         """Return the command line that runs this node (no secret on it: files only)."""
-        d = str(self.datadir)
-        return [
-            str(geth),
-            "--datadir", d,
-            "--config", f"{d}/config.toml",
-            "--networkid", str(chain_id),
-            "--nodekey", f"{d}/nodekey",
-            "--port", str(self.p2p_port),
-            "--nodiscover", "--nat", "none", "--maxpeers", "50",
-            "--http", "--http.addr", "127.0.0.1", "--http.port", str(self.rpc_port),
-            "--http.api", apis,
-            "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(self.auth_port),
-            "--ipcdisable",
-            "--syncmode", "full", "--gcmode", "archive",
-            "--mine", "--miner.etherbase", self.signer,
-            "--miner.gaslimit", str(gas_limit), "--miner.gasprice", "1",
-            "--miner.recommit", "1s",
-            "--unlock", self.signer, "--password", f"{d}/password", "--allow-insecure-unlock",
-            "--txpool.nolocals", "--txpool.pricelimit", "1",
-            "--txpool.accountslots", "4096", "--txpool.globalslots", "65536",
-            "--txpool.accountqueue", "4096", "--txpool.globalqueue", "65536",
-            "--rpc.txfeecap", "0", "--rpc.gascap", "0",
-            "--verbosity", "3",
-        ]  # fmt: skip
+        return geth_command(
+            self.datadir,
+            p2p_port=self.p2p_port,
+            rpc_port=self.rpc_port,
+            auth_port=self.auth_port,
+            signer=self.signer,
+            geth=geth,
+            gas_limit=gas_limit,
+            apis=apis,
+            chain_id=chain_id,
+        )
 
     def alive(self) -> bool:
         """Say whether the node's process exists."""
@@ -490,14 +477,6 @@ class GethNetwork:
     def load(cls, root: Path) -> GethNetwork:
         """Read ``network.json`` from a network's folder."""
         return cls.from_json(json.loads((root / "network.json").read_text()))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
