@@ -40,6 +40,7 @@ from dpki.chain.gas import endorse_batch_gas
 from dpki.chain.registry import Anchor, Event, Member, PendingTx, Receipt, Registry, Status
 from dpki.errors import (
     ChainError,
+    ConfigError,
     ContractError,
     DpkiError,
     ParseError,
@@ -111,6 +112,26 @@ class _InFlight:
     votes: list[tuple[list[Vote], PendingTx]]
 
 
+#: the first registry version with anchored votes (endorseBatchAt, rejectBatchAt)
+ANCHORED_VOTES = (2, 1)
+
+
+def _require_anchored_votes(registry: Registry) -> None:
+    """Refuse a registry older than anchored votes (they would revert without a reason)."""
+    version = registry.version()
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = (0, 0)
+    if major_minor < ANCHORED_VOTES:
+        raise ConfigError(
+            f"the registry at {registry.address} is version {version}; this validator votes "
+            f"with endorseBatchAt, which registries have since "
+            f"{'.'.join(map(str, ANCHORED_VOTES))}.0: deploy a current registry, or run the "
+            f"dpki release of the registry's version"
+        )
+
+
 class Validator:
     """One member's validator node."""
 
@@ -130,6 +151,7 @@ class Validator:
     ) -> None:
         self.registry = registry
         self.account = account
+        _require_anchored_votes(registry)
         self.deploy_block = deploy_block
         self.state_path = state_path
         self.confirmations = confirmations

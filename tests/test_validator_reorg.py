@@ -24,6 +24,7 @@ from dpki.chain.consortium import (
 from dpki.chain.keys import dev_account
 from dpki.chain.registry import Registry
 from dpki.dev.devices import make_device
+from dpki.errors import ConfigError
 from dpki.pki.x509 import facts
 from dpki.submission import submission_for
 from dpki.validator import Validator
@@ -148,3 +149,31 @@ def test_clique_confirmations_outlast_any_minority() -> None:
         window = n // 2 + 1  # a signer seals one of any `window` consecutive blocks
         longest_fork = minority if minority < window else window  # then it stalls
         assert longest_fork <= clique_confirmations(n)
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [("2.0.0", True), ("1.9.9", True), ("not a version", True), ("2.1.0", False), ("10.0", False)],
+)
+def test_a_registry_without_anchored_votes_is_refused_at_start(
+    registry: Registry,
+    deploy_block: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
+    refused: bool,
+) -> None:
+    """Against a registry older than 2.1 every vote would revert without a reason: the
+    validator says so once, at start, instead of failing every step."""
+    monkeypatch.setattr(registry, "version", lambda: version)
+
+    def start() -> Validator:
+        return Validator(
+            registry, dev_account(1), deploy_block=deploy_block, state_path=tmp_path / "v.json"
+        )
+
+    if refused:
+        with pytest.raises(ConfigError, match=f"version {version}; .*endorseBatchAt"):
+            start()
+    else:
+        assert start().state.checkpoint == deploy_block - 1
