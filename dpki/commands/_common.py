@@ -40,6 +40,17 @@ def deployment_option(f: F) -> F:
     )(f)
 
 
+def engine_option(what: str) -> Callable[[F], F]:
+    """``--engine anvil|geth`` of the commands that start a devnet (``what``: geth's part)."""
+    return click.option(
+        "--engine",
+        type=click.Choice(["anvil", "geth"]),
+        default="anvil",
+        show_default=True,
+        help=f"anvil (one embedded process) or geth ({what}).",
+    )
+
+
 def json_option(f: F) -> F:
     """Add ``--json``."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)

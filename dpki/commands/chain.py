@@ -20,7 +20,7 @@ from dpki.chain.deployment import (
 from dpki.chain.keys import dev_account, load_keystore
 from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 from dpki.chain.types import checked_address
-from dpki.commands._common import deployment_option, echo_json, json_option
+from dpki.commands._common import deployment_option, echo_json, engine_option, json_option
 from dpki.dev.devnet import Devnet
 from dpki.dev.gethnet import DEVNET_GAS_LIMIT
 from dpki.errors import ConfigError
@@ -162,13 +162,7 @@ def _running_devnet(path: Path) -> Deployment | None:
     default=None,
     help="anvil: seconds per block (default: mine on each transaction).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["anvil", "geth"]),
-    default="anvil",
-    show_default=True,
-    help="anvil (one embedded process) or geth (a Clique sealer per member).",
-)
+@engine_option("a Clique sealer per member")
 @click.option(
     "--nodes",
     type=click.IntRange(1, 16),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dpki.commands._common import echo_json, json_option
+from dpki.commands._common import echo_json, engine_option, json_option
 from dpki.dev.demo import run_demo
 
 __all__ = ["COMMANDS"]
@@ -20,13 +20,7 @@ __all__ = ["COMMANDS"]
     default=None,
     help="Keep the demo's files (certificates, logs) here instead of a temp dir.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["anvil", "geth"]),
-    default="anvil",
-    show_default=True,
-    help="anvil (embedded) or geth (a 3-node Clique network, one sealer per member).",
-)
+@engine_option("a 3-node Clique network, one sealer per member")
 @click.option(
     "--role-keys",
     is_flag=True,
