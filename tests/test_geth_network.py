@@ -410,6 +410,38 @@ def test_devnet_up_status_down_leaves_nothing(tmp_path: Path) -> None:
     assert cli("devnet", "status").returncode == 1
 
 
+def test_a_port_taken_before_geth_binds_it_gets_a_fresh_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports are picked free, then bound by geth: another process may take one in between
+    (a loaded CI machine). The devnet starts over with fresh ports instead of failing."""
+    import socket
+
+    import dpki.dev.gethnet as gethnet
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        picks = iter([port])  # the first node's devp2p port: taken
+
+        def pick() -> int:
+            return next(picks, None) or free_port()
+
+        monkeypatch.setattr(gethnet, "free_port", pick)
+        deployment = deploy_geth_devnet(
+            ("Member 1", "Member 2"), 2, state_dir=tmp_path, path=tmp_path / "deployment.json"
+        )
+        net = GethNetwork.from_json(deployment.devnet or {})
+        try:
+            assert port not in {net.nodes[0].p2p_port, net.nodes[0].rpc_port}
+            assert all(n.answers() for n in net.nodes)
+            assert connect(deployment.rpc_url).eth.block_number >= deployment.deploy_block
+        finally:
+            net.stop()
+        assert not (tmp_path / "geth").exists()
+
+
 def test_devnet_up_refuses_bad_input(tmp_path: Path) -> None:
     for args, words in [
         (["--engine", "anvil", "--nodes", "3"], "--engine geth"),

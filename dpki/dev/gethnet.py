@@ -486,6 +486,35 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+#: fresh sets of ports tried when a port picked for a node was taken before geth bound it
+_PORT_ATTEMPTS = 3
+
+
+def _started_network(
+    root: Path,
+    orgs: Sequence[str],
+    funded: Sequence[str],
+    period: int,
+    gas_limit: int,
+    timeout: float,
+) -> GethNetwork:
+    """Create and start a network; when another process took one of the free ports picked
+    for it before geth could bind it (they are picked, then bound), start over with fresh
+    ones, as a retry of the whole network (peers name each other's ports)."""
+    attempt = 1
+    while True:
+        net = GethNetwork.create(root, orgs, funded, period=period, gas_limit=gas_limit)
+        try:
+            net.start(timeout)
+            return net
+        except BaseException as exc:
+            net.stop()
+            clash = isinstance(exc, ToolchainError) and "address already in use" in str(exc)
+            if not clash or attempt == _PORT_ATTEMPTS:
+                raise
+        attempt += 1
+
+
 def deploy_geth_devnet(
     orgs: Sequence[str],
     threshold: int,
@@ -506,11 +535,10 @@ def deploy_geth_devnet(
     from dpki.chain.registry import ROLE_SUBMITTER, ROLE_VALIDATOR, MemberSpec, Registry, connect
 
     accounts = [dev_account(i) for i in range(len(orgs))]
-    net = GethNetwork.create(
-        state_dir / "geth", orgs, [a.address for a in accounts], period=period, gas_limit=gas_limit
+    net = _started_network(
+        state_dir / "geth", orgs, [a.address for a in accounts], period, gas_limit, timeout
     )
     try:
-        net.start(timeout)
         specs = [
             MemberSpec(a.address, org, ROLE_VALIDATOR | ROLE_SUBMITTER)
             for a, org in zip(accounts, orgs, strict=True)
