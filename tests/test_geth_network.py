@@ -132,6 +132,7 @@ def test_one_sealer_per_member_static_peers_no_discovery(consortium: Consortium)
         info = rpc_call(node.rpc_url, "admin_nodeInfo")
         assert info["ports"]["discovery"] == 0  # --nodiscover
         assert info["ports"]["listener"] == node.p2p_port
+        assert info["listenAddr"] == f"127.0.0.1:{node.p2p_port}"  # devp2p on loopback only
         others = {n.enode.split("@")[0] for n in net.nodes if n is not node}
         assert set(net.peers(node)) == others
         static = (node.datadir / "config.toml").read_text()

@@ -151,6 +151,8 @@ def test_geth_clique_files_start_a_sealing_network(tmp_path: Path) -> None:
     for member, signer in zip(summary["members"], signers, strict=True):
         folder = out / member["folder"]
         assert member["signer"] == signer.address and not (folder / "password").exists()
+        p2p = tomllib.loads((folder / "config.toml").read_text())["Node"]["P2P"]
+        assert p2p["ListenAddr"] == f":{member['p2p_port']}"  # its host's interfaces
         keyfile = Account.encrypt(signer.key, "pw", kdf="scrypt", iterations=2**12)
         (folder / "keystore").mkdir()
         (folder / "keystore" / "signer.json").write_text(json.dumps(keyfile))

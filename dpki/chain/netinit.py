@@ -32,7 +32,14 @@ from dpki.chain.consortium import (
 )
 from dpki.errors import ConfigError
 
-__all__ = ["MemberSpec", "geth_command", "init_network", "parse_member", "write_private"]
+__all__ = [
+    "MemberSpec",
+    "geth_command",
+    "geth_config",
+    "init_network",
+    "parse_member",
+    "write_private",
+]
 
 _GETH_APIS = "eth,net,web3,clique,txpool"
 _BESU_APIS = ["ETH", "NET", "QBFT", "WEB3", "TXPOOL"]
@@ -167,10 +174,15 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def geth_config(listen: str, peers: list[str]) -> str:
+    """Return a geth node's config.toml: where devp2p listens (``host:port``, or ``:port``
+    for every interface) and its static peers (enode URLs)."""
+    return f"[Node.P2P]\nListenAddr = {json.dumps(listen)}\nStaticNodes = {json.dumps(peers)}\n"
+
+
 def geth_command(
     datadir: Path,
     *,
-    p2p_port: int,
     rpc_port: int,
     auth_port: int,
     signer: str,
@@ -180,8 +192,10 @@ def geth_command(
     apis: str = _GETH_APIS,
 ) -> list[str]:
     """Return the command line of a geth v1.13.15 Clique sealer whose files are in
-    ``datadir`` (config.toml with its static peers, nodekey, keystore, password): secrets
-    in files only, JSON-RPC and the engine API on 127.0.0.1, no discovery."""
+    ``datadir`` (config.toml with its devp2p address and static peers, see
+    :func:`geth_config`; nodekey, keystore, password): secrets in files only, JSON-RPC and
+    the engine API on 127.0.0.1, no discovery. (No ``--port``: it would make devp2p listen
+    on every interface whatever the config says.)"""
     d = str(datadir)
     return [
         str(geth),
@@ -189,7 +203,6 @@ def geth_command(
         "--config", f"{d}/config.toml",
         "--networkid", str(chain_id),
         "--nodekey", f"{d}/nodekey",
-        "--port", str(p2p_port),
         "--nodiscover", "--nat", "none", "--maxpeers", "50",
         "--http", "--http.addr", "127.0.0.1", "--http.port", str(rpc_port),
         "--http.api", apis,
@@ -223,10 +236,10 @@ def _new_geth_signer(folder: Path) -> str:
 def _geth_files(
     folder: Path, row: dict[str, Any], peers: list[str], chain_id: int, gas_limit: int
 ) -> str:
-    (folder / "config.toml").write_text("[Node.P2P]\nStaticNodes = " + json.dumps(peers) + "\n")
+    # on its own host a node takes peers on every interface
+    (folder / "config.toml").write_text(geth_config(f":{row['p2p_port']}", peers))
     command = geth_command(
         Path("."),
-        p2p_port=row["p2p_port"],
         rpc_port=row["rpc_port"],
         auth_port=row["auth_port"],
         signer=row["signer"],

@@ -29,7 +29,7 @@ import requests
 from eth_account import Account
 
 from dpki.chain.consortium import NodeKey, clique_genesis, write_json
-from dpki.chain.netinit import geth_command, write_private
+from dpki.chain.netinit import geth_command, geth_config, write_private
 from dpki.dev.devnet import free_port, stop_pid
 from dpki.errors import ChainError, ToolchainError
 
@@ -169,7 +169,6 @@ class GethNode:
         """Return the command line that runs this node (no secret on it: files only)."""
         return geth_command(
             self.datadir,
-            p2p_port=self.p2p_port,
             rpc_port=self.rpc_port,
             auth_port=self.auth_port,
             signer=self.signer,
@@ -266,8 +265,9 @@ class GethNetwork:
                 json.dumps(keyfile),
             )
             peers = [n.enode for n in nodes if n is not node]
+            # devp2p on the loopback only, as JSON-RPC: a devnet takes no peers from outside
             (node.datadir / "config.toml").write_text(
-                "[Node.P2P]\nStaticNodes = " + json.dumps(peers) + "\n"
+                geth_config(f"127.0.0.1:{node.p2p_port}", peers)
             )
             done = subprocess.run(
                 [str(binary), "--datadir", str(node.datadir), "init", str(root / "genesis.json")],
