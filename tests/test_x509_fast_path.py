@@ -505,3 +505,19 @@ def test_basic_constraints_forms(value: bytes) -> None:
 def test_other_basic_constraints_take_the_reference_path(value: bytes) -> None:
     with pytest.raises(Unsupported):
         _basic_constraints(value)
+
+
+def test_only_names_of_ordinary_size_are_kept_once_read() -> None:
+    """A member cannot make the name cache hold names the size of a transaction: a big one
+    is read every time, with the same answer."""
+    from dpki.pki import names
+
+    small = read_layout(GOOD).subject
+    unit = x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "u" * 60)
+    big = x509.Name([x509.RelativeDistinguishedName([unit])] * 40).public_bytes()
+    assert len(big) > names._KEPT_NAME_BYTES >= len(small)
+    names._read_kept.cache_clear()
+    for name in (big, small, big, small):
+        assert names.read_name(name) == names._read_name(name)
+    info = names._read_kept.cache_info()
+    assert (info.currsize, info.hits) == (1, 1)  # the small one, read once then kept

@@ -13,7 +13,7 @@ import hashlib
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Final
+from typing import Final, TypeAlias
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -150,16 +150,29 @@ _NAME_TYPES: Final[dict[bytes, tuple[str, int, tuple[int, int] | None]]] = {
 _STRING_TAGS: Final = frozenset({0x0C, 0x13, 0x16})
 
 
-@lru_cache(maxsize=4096)
-def read_name(
-    name: bytes,
-) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, str], ...]]:
+#: a name read from DER: RFC 4514 text, O values, CN values, (type, value) list
+_ReadName: TypeAlias = tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, str], ...]]
+#: names up to this size are kept once read (real ones are a few hundred bytes; a member
+#: cannot make the cache hold thousands of names the size of a transaction)
+_KEPT_NAME_BYTES: Final = 1024
+
+
+def read_name(name: bytes) -> _ReadName:
     """Return a Name's RFC 4514 text, its O values, its CN values and its (type, value) list.
 
     The text is what ``x509.dn`` writes; the list compares as cryptography compares names.
     Kept for the names read most recently (a pure function of the bytes): the issuer of a
     thousand devices is one name read a thousand times.
     """
+    return _read_kept(name) if len(name) <= _KEPT_NAME_BYTES else _read_name(name)
+
+
+@lru_cache(maxsize=4096)
+def _read_kept(name: bytes) -> _ReadName:
+    return _read_name(name)
+
+
+def _read_name(name: bytes) -> _ReadName:
     parts: list[str] = []
     organizations: list[str] = []
     common_names: list[str] = []
