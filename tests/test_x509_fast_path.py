@@ -521,3 +521,16 @@ def test_only_names_of_ordinary_size_are_kept_once_read() -> None:
         assert names.read_name(name) == names._read_name(name)
     info = names._read_kept.cache_info()
     assert (info.currsize, info.hits) == (1, 1)  # the small one, read once then kept
+
+
+def test_only_signature_algorithms_of_ordinary_size_are_kept() -> None:
+    from dpki.pki import keys
+
+    cert = load_certificate(GOOD)
+    encoded = read_layout(GOOD).signature_algorithm
+    big = encoded + bytes(keys._KEPT_ALGORITHM_BYTES)  # as a member could make one
+    keys._SIGNATURE_ALGORITHMS.clear()
+    found = [keys.signature_algorithm_of(cert, e) for e in (big, encoded)]
+    assert found[0] is not None and found[1] is not None
+    assert found[0][:2] == found[1][:2]  # the same algorithm and hash, either way
+    assert list(keys._SIGNATURE_ALGORITHMS) == [encoded]

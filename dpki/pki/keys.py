@@ -226,6 +226,9 @@ _SignatureAlgorithm: TypeAlias = tuple[str, hashes.HashAlgorithm | None, object]
 
 #: signature AlgorithmIdentifier (as encoded) -> what cryptography makes of it
 _SIGNATURE_ALGORITHMS: dict[bytes, _SignatureAlgorithm] = {}
+#: encodings up to this size are kept (ECDSA's are 12 bytes, RSA-PSS's ~65): a member
+#: cannot make the table hold large ones
+_KEPT_ALGORITHM_BYTES: Final = 128
 
 
 def signature_algorithm_of(cert: x509.Certificate, encoded: bytes) -> _SignatureAlgorithm | None:
@@ -244,6 +247,6 @@ def signature_algorithm_of(cert: x509.Certificate, encoded: bytes) -> _Signature
             )
         except (UnsupportedAlgorithm, ValueError, TypeError):
             return None
-        if len(_SIGNATURE_ALGORITHMS) < 256:
+        if len(_SIGNATURE_ALGORITHMS) < 256 and len(encoded) <= _KEPT_ALGORITHM_BYTES:
             _SIGNATURE_ALGORITHMS[encoded] = found
     return found
