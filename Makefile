@@ -11,7 +11,16 @@ STAMP_JS := node_modules/.installed
 
 bootstrap: $(STAMP_PY) $(STAMP_JS)
 
-$(STAMP_PY): pyproject.toml requirements.lock
+# dpki.pki._sigcheck (C, the indexer's bulk signature checks) builds against OpenSSL's headers
+# (Debian's libssl-dev, installed when missing); without them dpki installs without it.
+$(STAMP_PY): pyproject.toml requirements.lock dpki/pki/_sigcheck.c
+	@test -f /usr/include/openssl/evp.h || { \
+	  echo "installing Debian's libssl-dev for the signature extension (dpki/pki/_sigcheck.c)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q --no-install-recommends libssl-dev >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO apt-get install -y -q --no-install-recommends libssl-dev >/dev/null; } || \
+	  echo "no OpenSSL headers: dpki installs without its C extension (slower index)" >&2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -95,4 +104,4 @@ ape-test: bootstrap
 	$(APE_ENV) $(BIN)/ape test tests/ape -o addopts= --network ethereum:local:foundry
 
 clean:
-	rm -rf $(VENV) node_modules .dpki .build .pytest_cache
+	rm -rf $(VENV) node_modules .dpki .build .pytest_cache dpki/pki/_sigcheck*.so

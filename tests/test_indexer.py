@@ -363,6 +363,7 @@ def test_the_index_built_in_one_range_equals_one_built_event_by_event(
             progress=lambda r: results.append(r.events)
         ) == len(events)
         assert results[0] == len(events)  # one range: the catch-up path, not many small ones
+        assert len(results) == 1  # it reached the head it read: no step to find nothing new
         steps = Store(steps_url)
         assert Indexer(registry, steps, deploy_block, batch_blocks=1).catch_up() == len(events)
         slow = Store(slow_url)

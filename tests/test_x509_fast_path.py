@@ -33,6 +33,8 @@ from hypothesis import strategies as st
 from dpki.dev.devices import make_ca, make_device
 from dpki.errors import ParseError
 from dpki.inquiry.projection import fields_via_cryptography, parse_row
+from dpki.pki import bulk
+from dpki.pki.bulk import ec_key_der, ecdsa_job, verify_jobs
 from dpki.pki.der import Unsupported, read_layout
 from dpki.pki.extensions import _basic_constraints
 from dpki.pki.facts import CertificateFacts, _facts_from_der, _facts_via_cryptography
@@ -121,6 +123,12 @@ def _compare_index_fields(der: bytes, certificate: x509.Certificate) -> None:
             issuer = load_certificate(issuer_der)
             fast = verifies_under_layout(certificate, layout, issuer, subject)
             assert fast == verifies_under(certificate, issuer)
+            # and the bulk check in C, where it decides: the same answer again
+            job = ecdsa_job(certificate, layout, ec_key_der(issuer), subject)
+            if job is not None:
+                assert bulk.AVAILABLE
+                answer = verify_jobs([job])[0]
+                assert answer is None or answer == fast
 
 
 # -- fixed corpora -----------------------------------------------------------------------

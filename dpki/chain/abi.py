@@ -11,9 +11,8 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
@@ -42,9 +41,8 @@ __all__ = [
 ARTIFACT_PATH = Path(__file__).resolve().parent.parent / "artifacts" / "CertificateRegistry.json"
 
 
-@dataclass(frozen=True)
-class Event:
-    """A decoded registry event."""
+class Event(NamedTuple):
+    """A decoded registry event (a named tuple: a catch-up makes tens of thousands)."""
 
     name: str
     args: dict[str, Any]
@@ -150,12 +148,12 @@ class ContractAbi:
         if args is None:  # a layout the fast path does not cover
             args = decode_event_args(item, topics, data)
         return Event(
-            name=item["name"],
-            args=args,
-            block_number=_as_int(log["blockNumber"]),
-            block_hash=_as_bytes(log["blockHash"]),
-            tx_hash=_as_bytes(log["transactionHash"]),
-            log_index=_as_int(log["logIndex"]),
+            item["name"],
+            args,
+            _as_int(log["blockNumber"]),
+            _as_bytes(log["blockHash"]),
+            _as_bytes(log["transactionHash"]),
+            _as_int(log["logIndex"]),
         )
 
 
@@ -356,25 +354,35 @@ def decode_event_args_fast(
     position = 0
     topic = 1
     size = len(data)
+    from_bytes = int.from_bytes
     try:
-        for name, indexed, how, bits in plan:
+        for name, indexed, how, bits in plan:  # the common conversions inline (_read_word's)
             if indexed:
                 word = topics[topic]
                 topic += 1
             else:
                 word = data[position : position + 32]
                 position += 32
-                if len(word) != 32:
+            if len(word) != 32:
+                return None
+            if how == _BYTES32:
+                args[name] = word
+            elif how == _UINT:
+                value = from_bytes(word, "big")
+                if value >> bits:
                     return None
-            if how == _ADDRESS:  # checksummed, as decode_event_args
-                args[name] = _checksum(_read_word(how, bits, word))
-            elif how < _BYTES:
+                args[name] = value
+            elif how == _ADDRESS:  # checksummed, as decode_event_args
+                if word[:12] != _NO_ADDRESS_PADDING:
+                    return None
+                args[name] = _checksum_raw(word[12:])
+            elif how == _BOOL:
                 args[name] = _read_word(how, bits, word)
             else:
-                offset = int.from_bytes(word, "big")
+                offset = from_bytes(word, "big")
                 if offset + 32 > size:
                     return None
-                length = int.from_bytes(data[offset : offset + 32], "big")
+                length = from_bytes(data[offset : offset + 32], "big")
                 raw = data[offset + 32 : offset + 32 + length]
                 if len(raw) != length:
                     return None
@@ -384,6 +392,15 @@ def decode_event_args_fast(
     if topic != len(topics):
         return None
     return args
+
+
+_NO_ADDRESS_PADDING: Final = bytes(12)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum_raw(address: bytes) -> str:
+    """Checksum a 20-byte address (see :func:`_checksum`)."""
+    return _checksum("0x" + address.hex())
 
 
 def abi_type(item: dict[str, Any]) -> str:

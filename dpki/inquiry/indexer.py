@@ -218,14 +218,18 @@ class Indexer:
     # ------------------------------------------------------------------ loops
 
     def catch_up(self, progress: Callable[[StepResult], None] | None = None) -> int:
-        """Index until the checkpoint reaches head - confirmations; return events applied."""
+        """Index until the checkpoint reaches head - confirmations (the head a step read);
+        return events applied."""
         total = 0
         while True:
             result = self.step()
             total += result.events
             if progress:
                 progress(result)
-            if result.idle:
+            reached = result.rolled_back_to is None and (
+                result.to_block >= result.head - self.confirmations
+            )
+            if result.idle or reached:
                 return total
 
     def run(

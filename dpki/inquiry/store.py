@@ -11,11 +11,12 @@ together with the checkpoint, so a crash leaves either all of a range or none of
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dpki.chain.abi import Event
 from dpki.errors import ConfigError
+from dpki.inquiry.links import IssuerLinks
 from dpki.inquiry.projection import (
     CERT_EVENTS,
     MEMBER_EVENTS,
@@ -178,21 +180,23 @@ class Store(Queries):
             cert_ids = {hex_id(e.args["certId"]) for e in events if e.name in CERT_EVENTS}
             rows = self._load_rows(db, cert_ids)
             times = {number: block.timestamp for number, block in blocks.items()}
-            batch = project_range(rows, events, times, revision)
-            fresh = [r for r in rows.values() if r.new]
-            check_issuers = self._issuer_checks(db, fresh)
-            # the signature checks take the CPU; meanwhile a second thread writes the rows
-            # that do not depend on them, then each batch of new certificates as soon as
-            # its checks are done (SQLite and psycopg release the GIL while they work)
-            with _Writer(db) as writer:
-                writer.put(events_table, batch.events)
-                writer.put(votes_table, batch.votes)
-                writer.put(history_table, batch.history)
-                for start in range(0, len(fresh), _CERTS_AT_ONCE):
-                    part = fresh[start : start + _CERTS_AT_ONCE]
-                    check_issuers(part)
-                    writer.put(certificates_table, [r.values for r in part])
-            self._adopt_orphans(db, fresh, revision)
+            # the new certificates are parsed first, and their issuers' signatures checked by
+            # other threads meanwhile and while the projection runs (links.py)
+            lookup = functools.partial(self._candidate_rows, db)
+            with IssuerLinks(events, rows, lookup) as links:
+                # before the new rows are in the table, which the look-up would only skip
+                self._adopt_orphans(db, links.new_rows(), revision)
+                batch = project_range(rows, events, times, revision, links.parsed)
+                fresh = [r for r in rows.values() if r.new]
+                # a second thread writes the rows that do not depend on the links (SQLite
+                # and psycopg release the GIL while they work), then the new certificates
+                with _Writer(db) as writer:
+                    writer.put(events_table, batch.events)
+                    writer.put(votes_table, batch.votes)
+                    writer.put(history_table, batch.history)
+                    links.plan(fresh)
+                    links.decide(rows)
+                    writer.put(certificates_table, [r.values for r in fresh])
             self._write_rows(db, rows)
             if batch.members_changed:
                 self._rebuild_members(db)
@@ -332,54 +336,30 @@ class Store(Queries):
             )
 
     @staticmethod
-    def _issuer_checks(
-        db: sa.Connection, rows: list[CertRow]
-    ) -> Callable[[Iterable[CertRow]], None]:
-        """Find the candidate issuers of new certificates (one query); return the signature
-        checks that set the issuer key hashes of those of them they are given (OCSP CertIDs
-        carry them), which use no SQL. They run before the new rows are written."""
-        names = {
-            r.values["issuer_name_sha1"]
-            for r in rows
-            if not (r.values["self_issued"] or r.values["parse_error"])
-            and r.values["issuer_name_sha1"]
-        }
-        candidates = IssuerKeys()
-        if names:
-            for r in rows:
-                if r.values["subject_name_sha1"] in names:
-                    candidates.add(r.values)
-            c = certificates_table
+    def _candidate_rows(db: sa.Connection, names: Sequence[str]) -> list[dict[str, Any]]:
+        """Return the indexed certificates with a key whose subject name hash is in
+        ``names``: the candidate issuers of certificates naming them as issuer."""
+        c = certificates_table
+        return [
+            dict(cand._mapping)
             for cand in db.execute(
                 sa.select(c.c.id, c.c.der, c.c.subject_name_sha1, c.c.key_sha1, c.c.key_sha256)
-                .where(_among(db, c.c.subject_name_sha1, sorted(names)))
+                .where(_among(db, c.c.subject_name_sha1, names))
                 .where(c.c.key_sha1.is_not(None))
-            ):
-                candidates.add(dict(cand._mapping))
-
-        def check(some: Iterable[CertRow]) -> None:
-            for r in some:
-                v = r.values
-                if v["self_issued"] or v["parse_error"] or not v["issuer_name_sha1"]:
-                    continue
-                found = candidates.issuer_of(
-                    r.certificate or v["der"], v["issuer_name_sha1"], r.layout
-                )
-                if found is not None:
-                    v["issuer_key_sha1"], v["issuer_key_sha256"] = found
-
-        return check
+            )
+        ]
 
     @staticmethod
-    def _adopt_orphans(db: sa.Connection, rows: list[CertRow], revision: int) -> None:
-        """Link certificates indexed before their issuer to an issuer that arrived now."""
-        names = sorted({r.values["subject_name_sha1"] for r in rows if r.values["key_sha1"]})
+    def _adopt_orphans(db: sa.Connection, rows: list[dict[str, Any]], revision: int) -> None:
+        """Link certificates indexed before their issuer to an issuer that arrived now
+        (``rows``: the columns of the new certificates)."""
+        names = sorted({r["subject_name_sha1"] for r in rows if r["key_sha1"]})
         if not names:
             return
-        fresh = {r.values["id"] for r in rows}
+        fresh = {r["id"] for r in rows}
         candidates = IssuerKeys()
         for r in rows:
-            candidates.add(r.values)
+            candidates.add(r)
         c = certificates_table
         linked = []
         for orphan in db.execute(
@@ -541,10 +521,6 @@ def _upsert_meta(db: sa.Connection, values: dict[str, str]) -> None:
             index_elements=[meta_table.c.key], set_={"value": stmt.excluded.value}
         )
     )
-
-
-#: new certificates checked and then written at once (see Store.commit_range)
-_CERTS_AT_ONCE = 256
 
 
 class _Writer:

@@ -14,20 +14,28 @@ work however many look-alikes anyone submitted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
 
 from cryptography import x509
 
 from dpki.chain.registry import Event, Registry, Status
 from dpki.errors import DpkiError, ParseError
+from dpki.pki.bulk import Job, ec_key_der, ecdsa_job, verify_jobs
 from dpki.pki.der import Layout, Unsupported, read_layout
 from dpki.pki.keys import verifies_under_layout
 from dpki.pki.policy import IssuerCandidate, IssuerLookup, authority_key_identifier
 from dpki.pki.x509 import load_certificate, parse_certificate, verifies_under
 
-__all__ = ["MAX_CANDIDATES", "IssuerKeys", "LedgerIssuers", "chain_lookups"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "Candidate",
+    "IssuerKeys",
+    "LedgerIssuers",
+    "LinkPlan",
+    "chain_lookups",
+]
 
 #: most issuer candidates one look-up returns (each costs a signature check)
 MAX_CANDIDATES: Final = 8
@@ -190,13 +198,61 @@ class IssuerKeys:
         """Return the key hashes (sha1, sha256) of the candidate whose key signed ``der``
         (the DER, or the certificate already parsed from it; ``layout``: where its parts are,
         when its names were read from its DER)."""
+        return self.issuers_of([(der, issuer_name_sha1, layout)], bulk=False)[0]
+
+    def issuers_of(
+        self,
+        children: Sequence[tuple[bytes | x509.Certificate, str, Layout | None]],
+        *,
+        bulk: bool = True,
+    ) -> list[tuple[str, str] | None]:
+        """Return :meth:`issuer_of` for each (certificate, issuer name hash, layout): the
+        same answers. With ``bulk``, the ECDSA signatures among them are verified first, all
+        at once off the interpreter lock (:mod:`dpki.pki.bulk`); the rest, and any left
+        undecided, as :meth:`issuer_of` does, candidate by candidate in order."""
+        plan = self.plan(children, bulk=bulk)
+        return plan.decide(verify_jobs(plan.jobs) if plan.jobs else [])
+
+    def plan(
+        self,
+        children: Sequence[tuple[bytes | x509.Certificate, str, Layout | None]],
+        *,
+        bulk: bool = True,
+    ) -> LinkPlan:
+        """Return what :meth:`issuers_of` verifies in bulk for ``children`` (its ``jobs``) and
+        how it then decides: the caller may have the jobs verified while it does other work,
+        then call ``decide`` with the answers."""
+        plan = LinkPlan()
+        issuer_keys: dict[int, bytes | None] = {}  # id(candidate) -> ec_key_der
+        for n, (der, name, layout) in enumerate(children):
+            options = self.candidates(name)
+            if options:
+                try:  # both parsed when indexed (rows with a parse error never get here)
+                    child = der if isinstance(der, x509.Certificate) else load_certificate(der)
+                except DpkiError:
+                    options = []
+            if not options:
+                plan.children.append(None)
+                continue
+            plan.children.append((child, layout, options))
+            if bulk and layout is not None:
+                for k, (issuer, subject, _, _) in enumerate(options):
+                    key = issuer_keys.get(id(issuer), b"")
+                    if key == b"":
+                        key = issuer_keys[id(issuer)] = ec_key_der(issuer)
+                    job = ecdsa_job(child, layout, key, subject) if subject else None
+                    if job is not None:
+                        plan.slots[n, k] = len(plan.jobs)
+                        plan.jobs.append(job)
+        return plan
+
+    def candidates(self, issuer_name_sha1: str) -> list[Candidate]:
+        """Return the candidates named ``issuer_name_sha1``, each parsed once (those that do
+        not parse are dropped)."""
         options = self._by_name.get(issuer_name_sha1)
         if not options:
-            return None
-        try:  # both parsed when they were indexed (rows with a parse error never get here)
-            child = der if isinstance(der, x509.Certificate) else load_certificate(der)
-        except DpkiError:
-            return None
+            return []
+        out: list[Candidate] = []
         for cid, (cand, key_sha1, key_sha256) in list(options.items()):
             if not isinstance(cand, tuple):
                 try:
@@ -206,14 +262,49 @@ class IssuerKeys:
                     continue
                 cand = (parsed, _subject_bytes(cand))
                 options[cid] = (cand, key_sha1, key_sha256)
-            issuer, subject = cand
-            if layout is not None and subject is not None:
-                signed = verifies_under_layout(child, layout, issuer, subject)
-            else:
-                signed = verifies_under(child, issuer)
-            if signed:
-                return key_sha1, key_sha256
-        return None
+            out.append((cand[0], cand[1], key_sha1, key_sha256))
+        return out
+
+
+#: a candidate issuer: its certificate, its subject as encoded (None: not a layout the DER
+#: reader knows) and its key hashes (sha1, sha256)
+Candidate: TypeAlias = tuple[x509.Certificate, bytes | None, str, str]
+
+
+@dataclass
+class LinkPlan:
+    """The signature checks :meth:`IssuerKeys.issuers_of` makes for some certificates: the
+    ones verified in bulk (``jobs``) and, per certificate, its candidates in order."""
+
+    jobs: list[Job] = field(default_factory=list)
+    #: per certificate: (certificate, layout, candidates), None when it has no candidate
+    children: list[tuple[x509.Certificate, Layout | None, list[Candidate]] | None] = field(
+        default_factory=list
+    )
+    #: (certificate, candidate) -> its job
+    slots: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def decide(self, answers: Sequence[bool | None]) -> list[tuple[str, str] | None]:
+        """Return the key hashes of each certificate's issuer (None: none of its candidates
+        signed it), given the answer to each job (None: undecided, verified here)."""
+        found: list[tuple[str, str] | None] = []
+        for n, child in enumerate(self.children):
+            found.append(None)
+            if child is None:
+                continue
+            certificate, layout, options = child
+            for k, (issuer, subject, key_sha1, key_sha256) in enumerate(options):
+                slot = self.slots.get((n, k))
+                signed = answers[slot] if slot is not None else None
+                if signed is None:
+                    if layout is not None and subject is not None:
+                        signed = verifies_under_layout(certificate, layout, issuer, subject)
+                    else:
+                        signed = verifies_under(certificate, issuer)
+                if signed:
+                    found[n] = key_sha1, key_sha256
+                    break
+        return found
 
 
 def _subject_bytes(der: bytes) -> bytes | None:
