@@ -430,8 +430,13 @@ def test_a_port_taken_before_geth_binds_it_gets_a_fresh_network(
             return next(picks, None) or free_port()
 
         monkeypatch.setattr(gethnet, "free_port", pick)
+        # three sealers, as every devnet here: two Clique sealers must take strict turns,
+        # and a pair under load once stopped sealing altogether (a CI run of 41b72c9)
         deployment = deploy_geth_devnet(
-            ("Member 1", "Member 2"), 2, state_dir=tmp_path, path=tmp_path / "deployment.json"
+            ("Member 1", "Member 2", "Member 3"),
+            2,
+            state_dir=tmp_path,
+            path=tmp_path / "deployment.json",
         )
         net = GethNetwork.from_json(deployment.devnet or {})
         try:

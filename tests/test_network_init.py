@@ -10,6 +10,7 @@ import subprocess
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e import dpki_cmd, wait_until
@@ -240,3 +241,26 @@ def test_geth_is_the_one_make_geth_built(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.delenv("DPKI_GETH", raising=False)
     assert find_geth(build=False) == ROOT / ".build" / "bin" / "geth"  # `make test` built it
+
+
+def test_every_keystore_has_the_16_byte_iv_geth_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """eth-keyfile writes the AES IV as an integer's bytes: one keystore in 256 (an IV that
+    starts with a zero byte) had 15, and geth panicked on it ("bad IV length") instead of
+    starting the sealer. Every keystore dpki writes has 16, and still decrypts."""
+    import Crypto.Random
+
+    from dpki.chain.keys import encrypt_key
+
+    real = Crypto.Random.get_random_bytes
+    monkeypatch.setattr(Crypto.Random, "get_random_bytes", lambda n: b"\x00\x00" + real(n - 2))
+    account = Account.create()
+
+    def check(**options: Any) -> None:
+        raw = Account.encrypt(account.key, "pw", **options)
+        assert len(bytes.fromhex(raw["crypto"]["cipherparams"]["iv"])) < 16  # the bug
+        keyfile = encrypt_key(account.key, "pw", **options)
+        assert len(bytes.fromhex(keyfile["crypto"]["cipherparams"]["iv"])) == 16
+        assert Account.decrypt(keyfile, "pw") == account.key
+
+    check()  # dpki's member keystores and dpki network init's sealers
+    check(kdf="scrypt", iterations=2**12)  # the geth devnet's sealers

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -67,11 +68,24 @@ def load_keystore(path: str | Path, password: str | None = None) -> LocalAccount
     return account
 
 
+def encrypt_key(key: bytes, password: str, **options: Any) -> dict[str, Any]:
+    """Return ``Account.encrypt(key, password, **options)`` with a 16-byte AES IV.
+
+    eth-keyfile writes the IV as an integer's bytes, so one keystore in 256 (IV starting
+    with a zero byte) has a shorter one; eth-account reads it back, but geth panics on it
+    ("bad IV length") and the sealer never starts. The same counter, left-padded: both read
+    it alike."""
+    keyfile: dict[str, Any] = Account.encrypt(key, password, **options)
+    params = keyfile["crypto"]["cipherparams"]
+    params["iv"] = params["iv"].rjust(32, "0")
+    return keyfile
+
+
 def write_keystore(account: LocalAccount, path: str | Path, password: str) -> Path:
     """Encrypt ``account`` into a V3 keystore file readable only by its owner."""
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
-    keyfile = Account.encrypt(account.key, password)
+    keyfile = encrypt_key(account.key, password)
     file.write_text(json.dumps(keyfile))
     file.chmod(0o600)
     return file

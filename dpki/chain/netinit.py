@@ -30,6 +30,7 @@ from dpki.chain.consortium import (
     qbft_genesis,
     write_json,
 )
+from dpki.chain.keys import encrypt_key
 from dpki.errors import ConfigError
 
 __all__ = [
@@ -226,7 +227,7 @@ def _new_geth_signer(folder: Path) -> str:
     account = Account.create()
     password = secrets.token_urlsafe(24)
     write_private(folder / "password", password)
-    keyfile = Account.encrypt(account.key, password)
+    keyfile = encrypt_key(account.key, password)
     write_private(
         folder / "keystore" / f"signer-{account.address.lower()}.json", json.dumps(keyfile)
     )

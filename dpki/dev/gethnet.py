@@ -29,6 +29,7 @@ import requests
 from eth_account import Account
 
 from dpki.chain.consortium import NodeKey, clique_genesis, write_json
+from dpki.chain.keys import encrypt_key
 from dpki.chain.netinit import geth_command, geth_config, write_private
 from dpki.dev.devnet import free_port, stop_pid
 from dpki.errors import ChainError, ToolchainError
@@ -259,7 +260,7 @@ class GethNetwork:
             node_key.write(node.datadir / "nodekey")
             password = secrets.token_hex(16)
             write_private(node.datadir / "password", password)
-            keyfile = Account.encrypt(signer.key, password, kdf="scrypt", iterations=2**12)
+            keyfile = encrypt_key(signer.key, password, kdf="scrypt", iterations=2**12)
             write_private(
                 node.datadir / "keystore" / f"signer-{signer.address.lower()}.json",
                 json.dumps(keyfile),
