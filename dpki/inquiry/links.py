@@ -63,7 +63,11 @@ class IssuerLinks:
                 if cid not in known and cid not in ders:
                     ders[cid] = bytes(event.args["der"])
         self._ders = ders
-        self._start(ders)
+        try:
+            self._start(ders)
+        except BaseException:  # the index unreachable, say: no thread left behind
+            self._verifier.close()
+            raise
 
     def __enter__(self) -> IssuerLinks:
         return self
@@ -116,7 +120,8 @@ class IssuerLinks:
 
     def _ask(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """Return the index's candidates for issuer name hashes (each name asked once)."""
-        wanted = sorted(set(names) - self._indexed.keys())
+        names = set(names)
+        wanted = sorted(names - self._indexed.keys())
         if wanted:
             for name in wanted:
                 self._indexed[name] = []
