@@ -20,7 +20,7 @@ from dpki.inquiry.store import Store
 from dpki.pki import bulk
 from dpki.pki.bulk import Verifier, ec_key_der, ecdsa_job, verify_jobs
 from dpki.pki.der import read_layout
-from dpki.pki.issuers import IssuerKeys
+from dpki.pki.issuers import BULK_CANDIDATES, IssuerKeys
 from dpki.pki.keys import verifies_under
 from dpki.pki.x509 import load_certificate, ocsp_hashes
 
@@ -325,3 +325,32 @@ def test_a_range_links_its_certificates_as_one_at_a_time_would(
     monkeypatch.setattr(bulk, "_sigcheck", None)
     without = _links(f"sqlite:///{tmp_path / 'without.sqlite'}", [first, second])
     assert without == together
+
+
+def test_look_alikes_after_the_issuer_cost_a_bounded_first_round(ca: Device) -> None:
+    """A member floods the ledger with CAs named like another's. Listed after the real
+    issuer, they cost each certificate no more than BULK_CANDIDATES bulk checks, all in the
+    first round; listed before it, the issuer is still found, round by round, and nothing
+    is checked for a certificate once its issuer is known."""
+    look_alikes = [make_ca("Vendor A", "Bulk CA") for _ in range(20)]
+    devices = [make_device("Vendor A", f"F{i}", issuer=ca) for i in range(5)]
+    children: list[tuple[bytes | x509.Certificate, str, Any]] = []
+    for d in devices:
+        name = ocsp_hashes(d.certificate)["issuer_name_sha1"]
+        assert name is not None
+        children.append((d.certificate, name, read_layout(d.der)))
+    want = (ocsp_hashes(ca.certificate)["key_sha1"], ocsp_hashes(ca.certificate)["key_sha256"])
+    rounds: list[int] = []
+
+    def counted(jobs: list[Any]) -> list[bool | None]:
+        rounds.append(len(jobs))
+        return verify_jobs(jobs)
+
+    for issuers, most in (([ca, *look_alikes], BULK_CANDIDATES), ([*look_alikes, ca], 21)):
+        rounds.clear()
+        plan = _keys(*issuers).plan(children)
+        assert plan.decide(counted) == [want] * len(devices)
+        assert sum(rounds) == len(devices) * most
+        assert rounds[0] == len(devices) * BULK_CANDIDATES
+    keys = _keys(*look_alikes, ca)
+    assert keys.issuers_of(children) == [keys.issuer_of(*child) for child in children]

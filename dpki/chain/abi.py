@@ -375,7 +375,7 @@ def decode_event_args_fast(
             elif how == _ADDRESS:  # checksummed, as decode_event_args
                 if word[:12] != _NO_ADDRESS_PADDING:
                     return None
-                args[name] = _checksum_raw(word[12:])
+                args[name] = _checksum("0x" + word[12:].hex())
             elif how == _BOOL:
                 args[name] = _read_word(how, bits, word)
             else:
@@ -395,12 +395,6 @@ def decode_event_args_fast(
 
 
 _NO_ADDRESS_PADDING: Final = bytes(12)
-
-
-@functools.lru_cache(maxsize=4096)
-def _checksum_raw(address: bytes) -> str:
-    """Checksum a 20-byte address (see :func:`_checksum`)."""
-    return _checksum("0x" + address.hex())
 
 
 def abi_type(item: dict[str, Any]) -> str:

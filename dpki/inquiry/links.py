@@ -171,10 +171,14 @@ class IssuerLinks:
         assert self._final is not None, "plan() first"
         ids, plan = self._final
         known = dict(zip(self._sent, self._verifier.answers(), strict=True))
-        missing = [job for job in plan.jobs if job not in known]
-        if missing:
-            known.update(zip(missing, verify_jobs(missing), strict=True))
-        for cid, keys in zip(ids, plan.decide([known[job] for job in plan.jobs]), strict=True):
+
+        def verify(jobs: list[Job]) -> list[bool | None]:  # what was not asked early, now
+            missing = [job for job in jobs if job not in known]
+            if missing:
+                known.update(zip(missing, verify_jobs(missing), strict=True))
+            return [known[job] for job in jobs]
+
+        for cid, keys in zip(ids, plan.decide(verify), strict=True):
             if keys is not None:
                 rows[cid].values["issuer_key_sha1"], rows[cid].values["issuer_key_sha256"] = keys
 

@@ -205,7 +205,7 @@ def args_json(args: dict[str, Any]) -> str:
 
     msgspec writes it (compact, UTF-8): a catch-up writes one for every event, and the json
     module took a tenth of the indexer's time doing so."""
-    return _encode_json(
+    return msgspec.json.encode(
         {
             k: ("0x" + v.hex() if isinstance(v, bytes | bytearray) else v)
             for k, v in args.items()
@@ -213,9 +213,6 @@ def args_json(args: dict[str, Any]) -> str:
         },
         order="sorted",
     ).decode()
-
-
-_encode_json = msgspec.json.encode
 
 
 def args_from_json(text: str) -> dict[str, Any]:

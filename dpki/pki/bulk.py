@@ -4,7 +4,7 @@ The indexer links each new certificate to the issuer key that signed it: a thous
 verifications a range at ~43 us each. Through ``cryptography`` each is one Python call that
 releases the lock and takes it back; between the index writer's thread and the catch-up's,
 that ping-pong kept a second thread from ever helping. Here a whole list goes to OpenSSL in
-one call (``dpki.pki._sigcheck``, C) and two threads verify a half each.
+one call (``dpki.pki._sigcheck``, C), verified by threads that never take the lock.
 
 :func:`ecdsa_job` says what :func:`dpki.pki.keys.verifies_under_layout` would verify when it
 comes down to an EC issuer key and ECDSA with SHA-2 over the TBSCertificate as encoded (None:
@@ -36,7 +36,7 @@ except ImportError:  # built without OpenSSL's headers
 
 __all__ = ["AVAILABLE", "THREADS", "Job", "Verifier", "ec_key_der", "ecdsa_job", "verify_jobs"]
 
-#: the C extension is built: jobs are verified by OpenSSL, two at a time
+#: the C extension is built: jobs are verified by OpenSSL, off the interpreter lock
 AVAILABLE: Final = _sigcheck is not None
 
 #: (issuer SubjectPublicKeyInfo DER, digest name, signed bytes, DER signature)

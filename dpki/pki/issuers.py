@@ -14,7 +14,7 @@ work however many look-alikes anyone submitted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -29,6 +29,7 @@ from dpki.pki.policy import IssuerCandidate, IssuerLookup, authority_key_identif
 from dpki.pki.x509 import load_certificate, parse_certificate, verifies_under
 
 __all__ = [
+    "BULK_CANDIDATES",
     "MAX_CANDIDATES",
     "Candidate",
     "IssuerKeys",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: most issuer candidates one look-up returns (each costs a signature check)
 MAX_CANDIDATES: Final = 8
+#: candidates per certificate whose bulk checks the index makes up front (the rest, look-alikes
+#: listed before a certificate's issuer, round by round only while it is still undecided)
+BULK_CANDIDATES: Final = 8
 
 _CHUNK: Final = 5_000
 
@@ -210,8 +214,7 @@ class IssuerKeys:
         same answers. With ``bulk``, the ECDSA signatures among them are verified first, all
         at once off the interpreter lock (:mod:`dpki.pki.bulk`); the rest, and any left
         undecided, as :meth:`issuer_of` does, candidate by candidate in order."""
-        plan = self.plan(children, bulk=bulk)
-        return plan.decide(verify_jobs(plan.jobs) if plan.jobs else [])
+        return self.plan(children, bulk=bulk).decide(verify_jobs)
 
     def plan(
         self,
@@ -219,12 +222,12 @@ class IssuerKeys:
         *,
         bulk: bool = True,
     ) -> LinkPlan:
-        """Return what :meth:`issuers_of` verifies in bulk for ``children`` (its ``jobs``) and
-        how it then decides: the caller may have the jobs verified while it does other work,
-        then call ``decide`` with the answers."""
+        """Return how :meth:`issuers_of` decides for ``children``: ``jobs`` are the bulk checks
+        of each certificate's first :data:`BULK_CANDIDATES` candidates, which the caller may
+        have verified while it does other work (``decide`` takes what verifies them)."""
         plan = LinkPlan()
         issuer_keys: dict[int, bytes | None] = {}  # id(candidate) -> ec_key_der
-        for n, (der, name, layout) in enumerate(children):
+        for der, name, layout in children:
             options = self.candidates(name)
             if options:
                 try:  # both parsed when indexed (rows with a parse error never get here)
@@ -234,16 +237,17 @@ class IssuerKeys:
             if not options:
                 plan.children.append(None)
                 continue
-            plan.children.append((child, layout, options))
-            if bulk and layout is not None:
-                for k, (issuer, subject, _, _) in enumerate(options):
+            jobs: list[Job | None] = []
+            for issuer, subject, _, _ in options:
+                job = None
+                if bulk and layout is not None and subject is not None:
                     key = issuer_keys.get(id(issuer), b"")
                     if key == b"":
                         key = issuer_keys[id(issuer)] = ec_key_der(issuer)
-                    job = ecdsa_job(child, layout, key, subject) if subject else None
-                    if job is not None:
-                        plan.slots[n, k] = len(plan.jobs)
-                        plan.jobs.append(job)
+                    job = ecdsa_job(child, layout, key, subject)
+                jobs.append(job)
+            plan.children.append((child, layout, options, jobs))
+            plan.jobs += [job for job in jobs[:BULK_CANDIDATES] if job is not None]
         return plan
 
     def candidates(self, issuer_name_sha1: str) -> list[Candidate]:
@@ -273,37 +277,60 @@ Candidate: TypeAlias = tuple[x509.Certificate, bytes | None, str, str]
 
 @dataclass
 class LinkPlan:
-    """The signature checks :meth:`IssuerKeys.issuers_of` makes for some certificates: the
-    ones verified in bulk (``jobs``) and, per certificate, its candidates in order."""
+    """The signature checks :meth:`IssuerKeys.issuers_of` makes for some certificates: per
+    certificate its candidates in order, each with its bulk check (None: checked through
+    ``cryptography``), and the bulk checks asked first (``jobs``)."""
 
     jobs: list[Job] = field(default_factory=list)
-    #: per certificate: (certificate, layout, candidates), None when it has no candidate
-    children: list[tuple[x509.Certificate, Layout | None, list[Candidate]] | None] = field(
-        default_factory=list
-    )
-    #: (certificate, candidate) -> its job
-    slots: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: per certificate: (certificate, layout, candidates, their bulk checks), None when it
+    #: has no candidate
+    children: list[
+        tuple[x509.Certificate, Layout | None, list[Candidate], list[Job | None]] | None
+    ] = field(default_factory=list)
 
-    def decide(self, answers: Sequence[bool | None]) -> list[tuple[str, str] | None]:
+    def decide(
+        self, verify: Callable[[list[Job]], list[bool | None]]
+    ) -> list[tuple[str, str] | None]:
         """Return the key hashes of each certificate's issuer (None: none of its candidates
-        signed it), given the answer to each job (None: undecided, verified here)."""
-        found: list[tuple[str, str] | None] = []
-        for n, child in enumerate(self.children):
-            found.append(None)
-            if child is None:
-                continue
-            certificate, layout, options = child
-            for k, (issuer, subject, key_sha1, key_sha256) in enumerate(options):
-                slot = self.slots.get((n, k))
-                signed = answers[slot] if slot is not None else None
-                if signed is None:
-                    if layout is not None and subject is not None:
-                        signed = verifies_under_layout(certificate, layout, issuer, subject)
-                    else:
-                        signed = verifies_under(certificate, issuer)
-                if signed:
-                    found[n] = key_sha1, key_sha256
-                    break
+        signed it): the first candidate in order whose key verifies its signature.
+
+        ``verify`` answers bulk checks (None: undecided, checked here through
+        ``cryptography``): ``jobs`` first, then, round by round, the next candidate of each
+        certificate still undecided. A certificate stops at the first candidate that signed
+        it, so look-alikes listed after its issuer cost it at most the first round."""
+        known = dict(zip(self.jobs, verify(self.jobs) if self.jobs else [], strict=True))
+        found: list[tuple[str, str] | None] = [None] * len(self.children)
+        at = [0] * len(self.children)  # the candidate each certificate is at
+        waiting = [n for n, child in enumerate(self.children) if child is not None]
+        while waiting:
+            ask: list[Job] = []
+            still = []
+            for n in waiting:
+                child = self.children[n]
+                assert child is not None  # see waiting
+                certificate, layout, options, jobs = child
+                k = at[n]
+                while k < len(options):
+                    job = jobs[k]
+                    if job is not None and job not in known:
+                        ask.append(job)  # asked in the next round
+                        still.append(n)
+                        break
+                    issuer, subject, key_sha1, key_sha256 = options[k]
+                    signed = known[job] if job is not None else None
+                    if signed is None:
+                        if layout is not None and subject is not None:
+                            signed = verifies_under_layout(certificate, layout, issuer, subject)
+                        else:
+                            signed = verifies_under(certificate, issuer)
+                    if signed:
+                        found[n] = key_sha1, key_sha256
+                        break
+                    k += 1
+                at[n] = k
+            if ask:
+                known.update(zip(ask, verify(ask), strict=True))
+            waiting = still
         return found
 
 
